@@ -1,0 +1,28 @@
+# Two entry points (see README): `make demo` and `make test`. Both install first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+# torch goes in first, pinned, so the project's `torch>=` requirement is already satisfied
+# and pip never reaches for a CUDA build.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/compress inspect examples/resnet_tiny.onnx
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/import_overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

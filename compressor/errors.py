@@ -1,0 +1,24 @@
+"""User-facing errors.
+
+Anything the user can fix (a bad file, an unsupported operator, wrong data) raises a subclass of
+`CompressorError`. The CLI prints its message as one line and exits with code 2; every other
+exception is a bug in this project and keeps its traceback.
+"""
+
+
+class CompressorError(Exception):
+    """An error caused by the user's input, reported as one line."""
+
+    exit_code = 2
+
+
+class ModelLoadError(CompressorError):
+    """The model file is missing, unreadable, or not an ONNX model."""
+
+
+class UnsupportedModelError(CompressorError):
+    """The model uses operators (or opset versions) the importer does not implement."""
+
+
+class ExportError(CompressorError):
+    """The exported model could not be written or failed its checks."""

@@ -1,0 +1,77 @@
+"""What a model offers to prune: one row per prunable weight, plus totals."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+NM_GROUP = 4  # 2:4, the pattern sparse tensor cores run
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    params: int
+    nonzero: int
+    reduction_axis: int
+    reduction_size: int
+    groups: int
+    nm_eligible: bool  # groups of 4 fit exactly along the reduction axis
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzero / self.params if self.params else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["sparsity"] = self.sparsity
+        return d
+
+
+def layer_rows(module) -> list[LayerRow]:
+    rows = []
+    for name, info in module.weights.items():
+        param = module.parameter(name)
+        rows.append(
+            LayerRow(
+                name=name,
+                op=info.op_type,
+                shape=tuple(param.shape),
+                params=param.numel(),
+                nonzero=int(torch.count_nonzero(param).item()),
+                reduction_axis=info.reduction_axis,
+                reduction_size=info.reduction_size,
+                groups=info.groups,
+                nm_eligible=info.reduction_size % NM_GROUP == 0,
+            )
+        )
+    return rows
+
+
+def totals(module, rows: list[LayerRow]) -> dict:
+    """Counts over prunable weights and over every floating-point tensor stored in the model."""
+    stored = [t for t in module.onnx_parameters().values()] + [
+        b for b in module.onnx_buffers().values() if b.is_floating_point()
+    ]
+    total = sum(t.numel() for t in stored)
+    nonzero = sum(int(torch.count_nonzero(t).item()) for t in stored)
+    prunable = sum(r.params for r in rows)
+    prunable_nonzero = sum(r.nonzero for r in rows)
+    return {
+        "layers": len(rows),
+        "prunable": prunable,
+        "prunable_nonzero": prunable_nonzero,
+        "prunable_sparsity": 1.0 - prunable_nonzero / prunable if prunable else 0.0,
+        "nm_eligible_layers": sum(r.nm_eligible for r in rows),
+        "total": total,
+        "nonzero": nonzero,
+    }
+
+
+def inspect_module(module) -> dict:
+    rows = layer_rows(module)
+    return {"layers": [r.to_dict() for r in rows], "totals": totals(module, rows)}

@@ -1,0 +1,75 @@
+"""Concrete example inputs for a model whose declared input shapes may be symbolic."""
+
+from __future__ import annotations
+
+import re
+
+import onnx
+import torch
+
+from ..errors import CompressorError
+from .tensors import torch_dtype
+
+
+def parse_shape(text: str) -> list[int]:
+    """'1x3x224x224' -> [1, 3, 224, 224]."""
+    if not re.fullmatch(r"\d+(x\d+)*", text.strip()):
+        raise CompressorError(f"bad shape {text!r}: expected integers joined by 'x', e.g. 1x3x224x224")
+    return [int(v) for v in text.strip().split("x")]
+
+
+def resolve_input_shapes(module, overrides: dict[str, list[int]] | None = None, batch: int = 1) -> dict[str, list[int]]:
+    """A concrete shape for every model input.
+
+    A symbolic first dimension is taken as the batch (`batch`); any other symbolic dimension
+    must come from `overrides`, otherwise the error names the input and its dimensions.
+    """
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(module.input_names)
+    if unknown:
+        raise CompressorError(f"no model input named {', '.join(sorted(unknown))}; inputs are {', '.join(module.input_names)}")
+    shapes = {}
+    for name in module.input_names:
+        if name in overrides:
+            shapes[name] = list(overrides[name])
+            continue
+        declared = module.input_shapes.get(name, [])
+        if not declared:
+            raise CompressorError(f"input {name!r} declares no shape; give one with --input-shape {name}:1x3x224x224")
+        shape = []
+        for axis, dim in enumerate(declared):
+            if isinstance(dim, int) and dim > 0:
+                shape.append(dim)
+            elif axis == 0:
+                shape.append(batch)
+            else:
+                dims = "x".join(str(d) if isinstance(d, int) and d > 0 else str(d or "?") for d in declared)
+                raise CompressorError(
+                    f"input {name!r} has dynamic dimensions {dims}; give a concrete shape with --input-shape {name}:..."
+                )
+        shapes[name] = shape
+    return shapes
+
+
+def input_dtypes(module) -> dict[str, torch.dtype]:
+    types = {}
+    for value in module.onnx_model.graph.input:
+        if value.name in module.input_names:
+            elem = value.type.tensor_type.elem_type
+            types[value.name] = torch_dtype(elem) if elem != onnx.TensorProto.UNDEFINED else torch.float32
+    return types
+
+
+def random_inputs(module, shapes: dict[str, list[int]] | None = None, batch: int = 1, seed: int = 0) -> list[torch.Tensor]:
+    """Seeded random inputs: standard normal for float inputs, zeros for integer/bool inputs."""
+    shapes = resolve_input_shapes(module, shapes, batch)
+    dtypes = input_dtypes(module)
+    gen = torch.Generator().manual_seed(seed)
+    tensors = []
+    for name in module.input_names:
+        dtype = dtypes[name]
+        if dtype.is_floating_point:
+            tensors.append(torch.randn(shapes[name], generator=gen).to(dtype))
+        else:
+            tensors.append(torch.zeros(shapes[name], dtype=dtype))
+    return tensors
