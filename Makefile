@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
+# The main job on an embedded default: the project builds its own ResNet-18, exports it to
+# ONNX, and imports it back (layer table, then a write-back round trip checked in onnxruntime).
 demo: install
-	$(BIN)/compress inspect examples/resnet_tiny.onnx
+	$(BIN)/python -m deploy.models.export --model resnet18 --opset 17 --exporter torchscript -o build/resnet18.onnx
+	$(BIN)/compress inspect build/resnet18.onnx
+	$(BIN)/compress check build/resnet18.onnx -o build/resnet18-roundtrip.onnx
 
 test: install
 	$(BIN)/python -m pytest -q

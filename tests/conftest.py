@@ -45,3 +45,17 @@ def reference_onnx(tmp_path_factory, reference_model) -> Callable[[str, str, int
         return cache[key]
 
     return get
+
+
+_SUMMARY_LINES: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def conformance_summary() -> list[str]:
+    """Lines appended here are printed in pytest's terminal summary (e.g. conformance counts)."""
+    return _SUMMARY_LINES
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _SUMMARY_LINES:
+        terminalreporter.write_line(line)

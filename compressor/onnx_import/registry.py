@@ -61,6 +61,7 @@ def schema_version(op_type: str, domain: str, opset: int) -> int | None:
 
 def lookup(op_type: str, domain: str, opset: int) -> tuple[OpImpl, int] | None:
     """The implementation and schema version for a node, or None if unsupported."""
+    _load_ops()
     impl = _REGISTRY.get((normalize_domain(domain), op_type))
     if impl is None:
         return None

@@ -54,8 +54,12 @@ class ReferenceModel(NamedTuple):
 REFERENCE_MODELS: dict[str, ReferenceModel] = {
     "resnet18": ReferenceModel(functools.partial(resnet18, num_classes=1000, width=64), (1, 3, 224, 224)),
     "resnet18-tiny": ReferenceModel(functools.partial(resnet18, num_classes=10, width=8), (1, 3, 64, 64)),
-    "yolo": ReferenceModel(functools.partial(yolo, num_classes=80, width=16, depth=1, input_size=(640, 640)), (1, 3, 640, 640)),
-    "yolo-tiny": ReferenceModel(functools.partial(yolo, num_classes=4, width=4, depth=1, input_size=(64, 64)), (1, 3, 64, 64)),
+    "yolo": ReferenceModel(
+        functools.partial(yolo, num_classes=80, width=16, depth=1, input_size=(640, 640)), (1, 3, 640, 640)
+    ),
+    "yolo-tiny": ReferenceModel(
+        functools.partial(yolo, num_classes=4, width=4, depth=1, input_size=(64, 64)), (1, 3, 64, 64)
+    ),
     "ufld": ReferenceModel(
         functools.partial(ufld, griding_num=100, num_row_anchors=56, num_lanes=4, input_size=(288, 800)),
         (1, 3, 288, 800),

@@ -121,7 +121,9 @@ class DetectHead(nn.Module):
         box_channels = max(16, in_channels[0] // 4)
         cls_channels = max(in_channels[0], min(num_classes, 100))
         self.box = nn.ModuleList(
-            nn.Sequential(Conv(c, box_channels, 3), Conv(box_channels, box_channels, 3), nn.Conv2d(box_channels, 4, 1))
+            nn.Sequential(
+                Conv(c, box_channels, 3), Conv(box_channels, box_channels, 3), nn.Conv2d(box_channels, 4, 1)
+            )
             for c in in_channels
         )
         self.cls = nn.ModuleList(
@@ -140,10 +142,13 @@ class DetectHead(nn.Module):
     def make_grid(
         sizes: list[tuple[int, int]] | tuple[tuple[int, int], ...], strides: tuple[int, ...]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cell coordinates ``[2, A]`` (x, y; row-major per scale like ``flatten(2)``) and strides ``[1, A]``."""
+        """Cell coordinates ``[2, A]`` (x, y; row-major per scale like ``flatten(2)``) and strides
+        ``[1, A]``."""
         grids, stride_rows = [], []
         for (h, w), s in zip(sizes, strides):
-            gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+            ys = torch.arange(h, dtype=torch.float32)
+            xs = torch.arange(w, dtype=torch.float32)
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
             grids.append(torch.stack((gx.reshape(-1), gy.reshape(-1)), dim=0))
             stride_rows.append(torch.full((1, h * w), float(s)))
         return torch.cat(grids, dim=1), torch.cat(stride_rows, dim=1)
@@ -214,7 +219,9 @@ class YOLO(nn.Module):
         self.pan_down4 = Conv(c4, c4, 3, 2)
         self.pan5 = C2f(c4 + c5, c5, n)  # out /32
         self.input_size = tuple(input_size)
-        self.head = DetectHead(num_classes, (c3, c4, c5), strides=(8, 16, 32), input_size=input_size, decode=decode)
+        self.head = DetectHead(
+            num_classes, (c3, c4, c5), strides=(8, 16, 32), input_size=input_size, decode=decode
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stage1(self.down1(self.stem(x)))

@@ -42,8 +42,12 @@ def batch_normalization(ctx):
             raise ValueError("extra outputs are only defined in training mode")
 
         def infer(x, scale, bias, mean, var):
-            if scale.dtype != x.dtype:  # BN-15 allows e.g. fp16 X with fp32 parameters
+            if scale.dtype != x.dtype or mean.dtype != x.dtype:  # BN-15: e.g. fp16 X, fp32 stats
                 scale, bias, mean, var = (t.to(x.dtype) for t in (scale, bias, mean, var))
+            if mean.requires_grad or var.requires_grad:  # statistics computed in-graph: keep their gradient
+                shape = (1, -1) + (1,) * (x.dim() - 2)
+                inv = torch.rsqrt(var + eps) * scale
+                return (x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)
             return F.batch_norm(x, mean, var, scale, bias, False, 0.0, eps)
 
         return infer
@@ -105,13 +109,13 @@ def layer_normalization(ctx):
     def fn_stats(x, scale, bias=None):
         a = normalize_axis(axis, x.dim())
         dims = tuple(range(a, x.dim()))
-        xs = x.to(stash_dtype)
+        xs = x.to(torch.promote_types(x.dtype, stash_dtype))  # at least stash precision, never less
         var, mean = torch.var_mean(xs, dim=dims, unbiased=False, keepdim=True)
         inv_std = torch.rsqrt(var + eps)
         y = ((xs - mean) * inv_std).to(x.dtype) * scale
         if bias is not None:
             y = y + bias
-        return y, mean, inv_std
+        return y, mean.to(stash_dtype), inv_std.to(stash_dtype)
 
     return fn_stats
 

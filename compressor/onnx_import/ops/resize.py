@@ -51,14 +51,16 @@ _NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 _POLICIES = ("stretch", "not_larger", "not_smaller")
 _CACHE_LIMIT = 32
 
-_aten = torch.ops.aten
-_NEAREST_OPS = {1: _aten.upsample_nearest1d, 2: _aten.upsample_nearest2d, 3: _aten.upsample_nearest3d}
+# torch's resampling kernels, called the way F.interpolate calls them (with the output size
+# and the per-axis scale factors both given, so torch uses ONNX's scale in its coordinates)
+_nn = torch._C._nn
+_NEAREST_OPS = {1: _nn.upsample_nearest1d, 2: _nn.upsample_nearest2d, 3: _nn.upsample_nearest3d}
 _NEAREST_EXACT_OPS = {
-    1: _aten._upsample_nearest_exact1d,
-    2: _aten._upsample_nearest_exact2d,
-    3: _aten._upsample_nearest_exact3d,
+    1: _nn._upsample_nearest_exact1d,
+    2: _nn._upsample_nearest_exact2d,
+    3: _nn._upsample_nearest_exact3d,
 }
-_LINEAR_OPS = {1: _aten.upsample_linear1d, 2: _aten.upsample_bilinear2d, 3: _aten.upsample_trilinear3d}
+_LINEAR_OPS = {1: _nn.upsample_linear1d, 2: _nn.upsample_bilinear2d, 3: _nn.upsample_trilinear3d}
 
 
 class _Config:
@@ -140,9 +142,9 @@ def _source_coords(cfg, n, m, s, r0, r1):
     if coord == "half_pixel":
         return (y + 0.5) / s - 0.5
     if coord == "half_pixel_symmetric":
-        adjustment = m / width
-        offset = (n / 2) * (1 - adjustment)
-        return offset + (y + 0.5) / s - 0.5
+        # offset + (y + 0.5) / s - 0.5 with offset = n / 2 * (1 - m / width), rearranged so
+        # that exact results (integers, ties for nearest) stay exact in floating point
+        return (n - 1) / 2 + (2 * y + 1 - m) / (2 * s)
     if coord == "pytorch_half_pixel":
         return (y + 0.5) / s - 0.5 if m > 1 else torch.zeros(m, dtype=torch.float64)
     if coord == "align_corners":
@@ -306,13 +308,16 @@ def _fast_path(cfg, x, plan, out_shape):
     downscaled = cfg.antialias and any(s < 1 for _a, _n, _m, s, _r0, _r1 in plan)
     scale_args = [None] * nsp if align else scales
 
+    if downscaled and any(v <= 1 for v in size):
+        return None  # torch's antialiased kernels are wrong for an output width of 1
+
     if cfg.mode == "linear":
         if downscaled:
             # torch's antialiased kernel leaves out taps beyond the border and renormalizes,
             # which is ONNX's exclude_outside=1
             if not cfg.exclude_outside or nsp != 2 or align or x.dtype not in (torch.float32, torch.float64):
                 return None
-            return lambda t: _aten._upsample_bilinear2d_aa(t, size, False, *scale_args)
+            return lambda t: _nn._upsample_bilinear2d_aa(t, size, False, *scale_args)
         op = _LINEAR_OPS[nsp]
         return lambda t: op(t, size, align, *scale_args)
 
@@ -327,60 +332,112 @@ def _fast_path(cfg, x, plan, out_shape):
             or x.dtype not in (torch.float32, torch.float64)
         ):
             return None
-        return lambda t: _aten._upsample_bicubic2d_aa(t, size, False, *scale_args)
+        return lambda t: _nn._upsample_bicubic2d_aa(t, size, False, *scale_args)
     if cfg.cubic_a != -0.75 or cfg.exclude_outside:
         return None
-    return lambda t: _aten.upsample_bicubic2d(t, size, align, *scale_args)
+    return lambda t: _nn.upsample_bicubic2d(t, size, align, *scale_args)
 
 
 # ---------------------------------------------------------------------------------------------
 # General path
 
 
+_DENSE_MAX_IN = 192  # axes up to this length are interpolated with a dense (m, n) matrix
+_DENSE_MAX_ELEMENTS = 1 << 20
+
+
+def _dense_step(a, rank, n, m, idx, w):
+    """Interpolation along axis a as a matrix product with the (m, n) weight matrix."""
+    mat = torch.zeros(m, n, dtype=w.dtype, device=w.device)
+    rows = torch.arange(m, device=w.device)[:, None].expand_as(idx)
+    mat.index_put_((rows, idx), w, accumulate=True)
+    if a == rank - 1:
+        mat_t = mat.t().contiguous()
+        return lambda t: torch.matmul(t, mat_t)
+    if a == rank - 2:
+        return lambda t: torch.matmul(mat, t)
+
+    def step(t):
+        shape = t.shape
+        lead = math.prod(shape[:a])
+        y = torch.matmul(mat, t.reshape(lead, n, -1))
+        return y.reshape(tuple(shape[:a]) + (m,) + tuple(shape[a + 1:]))
+
+    return step
+
+
+def _gather_step(a, rank, m, idx, w):
+    """Interpolation along axis a as a weighted sum of K gathered neighbours."""
+    tail = (1,) * (rank - a - 1)
+    taps = [(idx[:, k].contiguous(), w[:, k].reshape((m,) + tail)) for k in range(idx.shape[1])]
+    if len(taps) == 2:
+        (i0, _), (i1, w1) = taps  # the two weights sum to 1 (always, after renormalization)
+
+        def lerp(t):
+            return torch.lerp(t.index_select(a, i0), t.index_select(a, i1), w1)
+
+        return lerp
+
+    def step(t):
+        out = t.index_select(a, taps[0][0]) * taps[0][1]
+        for i, wk in taps[1:]:
+            out = out + t.index_select(a, i) * wk
+        return out
+
+    return step
+
+
 def _general_path(cfg, x, plan):
     dtype = x.dtype
+    nearest = cfg.mode == "nearest"
+    if not nearest and dtype == torch.bool:
+        raise ValueError("Resize: linear/cubic interpolation of a bool tensor")
     if dtype in (torch.float16, torch.bfloat16):
         compute = torch.float32
     elif dtype.is_floating_point or dtype.is_complex:
         compute = dtype
-    elif dtype in (torch.int32, torch.int64, torch.uint32, torch.uint64):
+    else:  # integers: interpolate in float64, then round and saturate (as onnx.reference)
         compute = torch.float64
-    else:
-        compute = torch.float32
     device = x.device
     rank = x.dim()
     steps = []
     for a, n, m, s, r0, r1 in plan:
-        idx, w, extra = _axis_weights(cfg, n, m, s, r0, r1)
-        k = idx.shape[1]
-        tail = (1,) * (rank - a - 1)
-        w_t = None if w is None else w.to(device=device, dtype=compute).reshape((m, k) + tail)
-        e_t = None if extra is None else extra.to(device).reshape((m,) + tail)
-        steps.append((a, m, k, idx.reshape(-1).to(device), w_t, e_t))
+        idx, w, extrapolated = _axis_weights(cfg, n, m, s, r0, r1)
+        idx = idx.to(device)
+        if w is None:
+            i0 = idx[:, 0].contiguous()
+            step = lambda t, a=a, i0=i0: t.index_select(a, i0)  # noqa: E731
+        else:
+            w = w.to(device=device, dtype=compute)
+            if n <= _DENSE_MAX_IN and m * n <= _DENSE_MAX_ELEMENTS and compute.is_floating_point:
+                step = _dense_step(a, rank, n, m, idx, w)
+            else:
+                step = _gather_step(a, rank, m, idx, w)
+        if extrapolated is not None:
+            mask = extrapolated.to(device).reshape((m,) + (1,) * (rank - a - 1))
+            step = _with_extrapolation(step, mask, cfg.extrapolation)
+        steps.append(step)
     is_float = dtype.is_floating_point or dtype.is_complex
-    nearest = cfg.mode == "nearest"
-    if not nearest and dtype == torch.bool:
-        raise ValueError("Resize: linear/cubic interpolation of a bool tensor")
-    extrapolation = cfg.extrapolation
+    info = None if is_float or dtype == torch.bool else torch.iinfo(dtype)
 
     def run(t):
         if not nearest and t.dtype != compute:
             t = t.to(compute)
-        for a, m, k, idx, w, e in steps:
-            g = t.index_select(a, idx)
-            if w is not None:
-                shape = t.shape
-                g = g.reshape(tuple(shape[:a]) + (m, k) + tuple(shape[a + 1:]))
-                g = (g * w).sum(dim=a + 1)
-            if e is not None:
-                g = torch.where(e, torch.tensor(extrapolation, dtype=g.dtype, device=g.device), g)
-            t = g
+        for step in steps:
+            t = step(t)
         if t.dtype != dtype:
-            if not is_float:
-                info = torch.iinfo(dtype)
+            if info is not None:
                 t = t.round().clamp(info.min, info.max)
             t = t.to(dtype)
         return t
+
+    return run
+
+
+def _with_extrapolation(step, mask, value):
+    def run(t):
+        y = step(t)
+        return torch.where(mask, torch.tensor(value, dtype=y.dtype, device=y.device), y)
 
     return run
 
@@ -390,32 +447,52 @@ def _general_path(cfg, x, plan):
 
 
 def _make_fn(cfg, scales_c, sizes_c, roi_c, scales_pos, sizes_pos, roi_pos):
-    """fn(*inputs); constant scales / sizes / roi are given as lists (None: read at run time)."""
+    """fn(*inputs). scales_c / sizes_c / roi_c: the constant values as tuples (() when absent
+    or empty), or None when the input is not constant and is read at run time from inputs[pos]."""
     cache: dict = {}
+    roi_used = cfg.coord == "tf_crop_and_resize"
+    if not roi_used:
+        roi_c = ()
 
-    def fn(x, *rest):
-        def value(pos, const, floats):
-            if const is not None or pos is None:
-                return const
-            t = rest[pos - 1] if pos - 1 < len(rest) else None
-            if t is None or t.numel() == 0:
-                return ()
-            return tuple(float(v) for v in t.reshape(-1).tolist()) if floats else tuple(as_int_list(t))
+    def plan_for(x, scales, sizes, roi):
+        plan, out_shape = _output_plan(cfg, list(x.shape), scales, sizes, roi)
+        if not plan:
+            return _identity
+        return _fast_path(cfg, x, plan, out_shape) or _general_path(cfg, x, plan)
 
-        scales = value(scales_pos, scales_c, True)
-        sizes = value(sizes_pos, sizes_c, False)
-        roi = value(roi_pos, roi_c, True) if cfg.coord == "tf_crop_and_resize" else None
-        key = (tuple(x.shape), scales, sizes, roi, x.dtype, x.device)
+    if scales_c is not None and sizes_c is not None and roi_c is not None:
+
+        def fn_const(x, *_):
+            key = (x.shape, x.dtype, x.device)
+            run = cache.get(key)
+            if run is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                run = cache[key] = plan_for(x, scales_c, sizes_c, roi_c)
+            return run(x)
+
+        return fn_const
+
+    def read(inputs, pos, const, floats):
+        if const is not None:
+            return const
+        t = inputs[pos] if pos < len(inputs) else None
+        if t is None or t.numel() == 0:
+            return ()
+        values = t.reshape(-1).tolist()
+        return tuple(float(v) for v in values) if floats else tuple(int(v) for v in values)
+
+    def fn(*inputs):
+        x = inputs[0]
+        scales = read(inputs, scales_pos, scales_c, True)
+        sizes = read(inputs, sizes_pos, sizes_c, False)
+        roi = read(inputs, roi_pos, roi_c, True)
+        key = (x.shape, x.dtype, x.device, scales, sizes, roi)
         run = cache.get(key)
         if run is None:
-            plan, out_shape = _output_plan(cfg, list(x.shape), scales, sizes, roi)
-            if not plan:
-                run = _identity
-            else:
-                run = _fast_path(cfg, x, plan, out_shape) or _general_path(cfg, x, plan)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            cache[key] = run
+            run = cache[key] = plan_for(x, scales, sizes, roi)
         return run(x)
 
     return fn
