@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 from compressor.errors import ModelLoadError, UnsupportedModelError
 from compressor.onnx_import import load_onnx

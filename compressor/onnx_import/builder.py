@@ -21,7 +21,7 @@ from .context import NodeContext
 from .module import NONE_SLOT, SINK_SLOT, ConstantSource, OnnxModule, Step
 from .reader import LoadedModel, check_supported, opset_versions
 from .registry import lookup, normalize_domain
-from .tensors import FLOAT_ONNX_TYPES, TORCH_TO_ONNX, tensor_proto_to_torch
+from .tensors import TORCH_TO_ONNX, tensor_proto_to_torch
 from .weights import WeightInfo, matmul_bias_input, trainable_inputs
 
 # Never folded even when their inputs are constant: their value must be drawn at run time.
@@ -60,7 +60,6 @@ def topological_order(graph: onnx.GraphProto, available: set[str]) -> list[int]:
                 ready.append(j)
     if len(order) != len(graph.node):
         raise ModelLoadError("the ONNX graph has a cycle")
-    # keep the file's order where it is already valid: stable sort by original index within ready sets
     return _stable_order(order, graph, available)
 
 
@@ -105,9 +104,7 @@ def build_module(loaded: LoadedModel, label: str | None = None) -> OnnxModule:
         ctx = NodeContext(node, version, constants)
         try:
             fn = impl.builder(ctx)
-        except UnsupportedModelError:
-            raise
-        except (ValueError, NotImplementedError) as exc:
+        except (ValueError, NotImplementedError) as exc:  # an attribute value the op does not implement
             raise UnsupportedModelError(f"{label}: node {node_label(node, index)} ({node.op_type}): {exc}") from None
         inputs = [n for n in node.input if n]
         if node.op_type not in _NOT_FOLDABLE and all(n in constants for n in inputs):
@@ -220,7 +217,3 @@ def _declared_shape(value_info: onnx.ValueInfoProto) -> list:
     if not t.HasField("shape"):
         return []
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
-
-
-def is_float_type(onnx_type: int) -> bool:
-    return onnx_type in FLOAT_ONNX_TYPES

@@ -7,6 +7,7 @@ them is supported and reported on their own.
 
     python -m compressor.onnx_import.conformance            # summary for every claimed op
     python -m compressor.onnx_import.conformance Conv Resize  # only these ops, with failures
+    python -m compressor.onnx_import.conformance --markdown   # the table in docs/operators.md
 """
 
 from __future__ import annotations
@@ -141,7 +142,29 @@ def summarize(results: list[CaseResult]) -> dict[str, Counter]:
     return table
 
 
+def markdown_table(results: list[CaseResult]) -> str:
+    """Operator coverage as a markdown table: registered versions and backend-case outcomes."""
+    table = summarize(results)
+    impls = registered()
+    lines = [
+        "| operator | schema versions implemented | backend cases passed | known exceptions | skipped |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for (domain, op), impl in sorted(impls.items(), key=lambda kv: kv[0][1]):
+        c = table.get(op, Counter())
+        versions = ", ".join(map(str, impl.versions))
+        lines.append(f"| {op} | {versions} | {c['pass']} | {c['known']} | {c['skip']} |")
+    c = table.get("expanded", Counter())
+    lines.append(f"| *(expanded function bodies)* | — | {c['pass']} | {c['known']} | {c['skip']} |")
+    total = Counter(r.status for r in results)
+    lines.append(f"| **total** | | **{total['pass']}** | {total['known']} | {total['skip']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--markdown"]:
+        print(markdown_table(run(set(argv[1:]) or None)))
+        return 0
     selected = set(argv) or None
     results = run(selected)
     table = summarize(results)

@@ -65,21 +65,6 @@ class UFLD(nn.Module):
         return out.reshape(-1, *self.cls_dim)
 
 
-def ufld(
-    griding_num: int = 100,
-    num_row_anchors: int = 56,
-    num_lanes: int = 4,
-    input_size: tuple[int, int] = (288, 800),
-    backbone_depth: int = 18,
-    width: int = 64,
-    hidden: int = 2048,
-) -> UFLD:
-    return UFLD(
-        griding_num=griding_num,
-        num_row_anchors=num_row_anchors,
-        num_lanes=num_lanes,
-        input_size=input_size,
-        backbone_depth=backbone_depth,
-        width=width,
-        hidden=hidden,
-    )
+def ufld(**options) -> UFLD:
+    """UFLD with the TuSimple defaults; any constructor argument may be overridden."""
+    return UFLD(**options)

@@ -19,3 +19,15 @@ def as_int_list(value) -> list[int]:
     if isinstance(value, torch.Tensor):
         return [int(v) for v in value.reshape(-1).tolist()]
     return [int(v) for v in value]
+
+
+def int_list_attr(ctx, name: str, length: int, default: int) -> list[int]:
+    """An INTS attribute of a known length (e.g. strides for each spatial axis); `default`
+    repeated when the attribute is absent."""
+    value = ctx.attr(name)
+    if not value:
+        return [default] * length
+    value = [int(v) for v in value]
+    if len(value) != length:
+        raise ValueError(f"attribute {name} has {len(value)} values, expected {length}")
+    return value

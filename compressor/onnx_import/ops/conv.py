@@ -8,10 +8,10 @@ size and is computed at run time with a few integer operations.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from ..registry import register
+from .common import int_list_attr
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -33,16 +33,6 @@ def _spatial_rank(ctx, kernel_shape) -> int | None:
     if w is not None:
         return w.dim() - 2
     return None
-
-
-def _ints(ctx, name, nd, default):
-    value = ctx.attr(name)
-    if not value:
-        return [default] * nd
-    value = [int(v) for v in value]
-    if len(value) != nd:
-        raise ValueError(f"attribute {name} has {len(value)} values for {nd} spatial axes")
-    return value
 
 
 def _torch_pad(begin, end) -> list[int]:
@@ -106,8 +96,8 @@ def _per_rank(make):
 
 def _conv_fn(ctx, nd, auto_pad, group, kernel_shape):
     op = _CONV[nd]
-    strides = _ints(ctx, "strides", nd, 1)
-    dilations = _ints(ctx, "dilations", nd, 1)
+    strides = int_list_attr(ctx, "strides", nd, 1)
+    dilations = int_list_attr(ctx, "dilations", nd, 1)
 
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         upper = auto_pad == "SAME_UPPER"
@@ -131,7 +121,7 @@ def _conv_fn(ctx, nd, auto_pad, group, kernel_shape):
     elif auto_pad == "VALID":
         begin = end = [0] * nd
     else:
-        pads = _ints(ctx, "pads", 2 * nd, 0)
+        pads = int_list_attr(ctx, "pads", 2 * nd, 0)
         begin, end = pads[:nd], pads[nd:]
         if any(p < 0 for p in pads):
             raise ValueError(f"negative pads {pads} are not supported")
@@ -164,6 +154,8 @@ def _conv_fn(ctx, nd, auto_pad, group, kernel_shape):
 # ConvTranspose-1's text states the split the other way round, contradicting its own
 # description of SAME_UPPER ("extra padding at the end"); 11 corrected the text. Runtimes use
 # the corrected rule for every version, and so do we.
+# A negative total (kernel smaller than the stride under SAME_*) is kept, as the spec and ONNX's
+# reference do: the output is still input * stride (onnxruntime clamps it to 0 instead).
 # ---------------------------------------------------------------------------------------------
 @register("ConvTranspose", versions=[1, 11, 22])
 def conv_transpose(ctx):
@@ -175,9 +167,9 @@ def conv_transpose(ctx):
 
 def _conv_transpose_fn(ctx, nd, auto_pad, group, kernel_shape):
     op = _CONV_T[nd]
-    strides = _ints(ctx, "strides", nd, 1)
-    dilations = _ints(ctx, "dilations", nd, 1)
-    out_pad = _ints(ctx, "output_padding", nd, 0)
+    strides = int_list_attr(ctx, "strides", nd, 1)
+    dilations = int_list_attr(ctx, "dilations", nd, 1)
+    out_pad = int_list_attr(ctx, "output_padding", nd, 0)
     output_shape = ctx.attr("output_shape")
     if output_shape:
         output_shape = [int(v) for v in output_shape]
@@ -226,7 +218,7 @@ def _conv_transpose_fn(ctx, nd, auto_pad, group, kernel_shape):
     elif auto_pad == "VALID":
         begin = end = [0] * nd
     else:
-        pads = _ints(ctx, "pads", 2 * nd, 0)
+        pads = int_list_attr(ctx, "pads", 2 * nd, 0)
         begin, end = pads[:nd], pads[nd:]
 
     if begin == end and torch_ok_out_pad and min(begin) >= 0:

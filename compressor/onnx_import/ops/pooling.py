@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import register
+from .common import int_list_attr
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
@@ -47,8 +48,8 @@ class _Geometry:
         nd = self.nd = len(self.kernel)
         if nd not in _MAX_POOL:
             raise ValueError(f"{nd}-D pooling is not supported (1-D, 2-D and 3-D are)")
-        self.strides = self._ints(ctx, "strides", nd, 1)
-        self.dilations = self._ints(ctx, "dilations", nd, 1) if has_dilations else [1] * nd
+        self.strides = int_list_attr(ctx, "strides", nd, 1)
+        self.dilations = int_list_attr(ctx, "dilations", nd, 1) if has_dilations else [1] * nd
         self.ceil = bool(ctx.attr("ceil_mode", 0)) if has_ceil else False
         self.auto_pad = ctx.attr("auto_pad", "NOTSET")
         if self.auto_pad not in _AUTO_PADS:
@@ -67,20 +68,10 @@ class _Geometry:
             self.ceil = False
             self.begin = self.end = [0] * nd
         else:
-            pads = self._ints(ctx, "pads", 2 * nd, 0)
+            pads = int_list_attr(ctx, "pads", 2 * nd, 0)
             if any(p < 0 for p in pads):
                 raise ValueError(f"negative pads {pads} are not supported")
             self.begin, self.end = pads[:nd], pads[nd:]
-
-    @staticmethod
-    def _ints(ctx, name, n, default):
-        value = ctx.attr(name)
-        if not value:
-            return [default] * n
-        value = [int(v) for v in value]
-        if len(value) != n:
-            raise ValueError(f"attribute {name} has {len(value)} values, expected {n}")
-        return value
 
     def _split(self, total):
         if self.auto_pad == "SAME_UPPER":
@@ -184,12 +175,12 @@ def _onnx_indices(idx, x_shape, padded_sizes, begin, storage_order):
     for n in sizes:
         plane *= n
     planes = x_shape[0] * x_shape[1]
-    offset = torch.arange(planes, device=idx.device, dtype=idx.dtype).reshape(x_shape[0], x_shape[1], *([1] * len(sizes)))
-    return idx + offset * plane
+    offset = torch.arange(planes, device=idx.device, dtype=idx.dtype) * plane
+    return idx + offset.reshape(x_shape[0], x_shape[1], *([1] * len(sizes)))
 
 
 # ---------------------------------------------------------------------------------------------
-# AveragePool-7 (what opsets 9 selects: count_include_pad), 10 (ceil_mode), 11 (clarified
+# AveragePool-7 (what opset 9 selects: count_include_pad), 10 (ceil_mode), 11 (clarified
 # defaults), 19 (dilations), 22 (bfloat16).
 # ---------------------------------------------------------------------------------------------
 @register("AveragePool", versions=[7, 10, 11, 19, 22])

@@ -15,17 +15,20 @@ roi is planned once per input shape and cached:
   formulas coincide, and torch's antialiased bilinear / bicubic kernels where they coincide
   with ONNX's antialias filter.
 
-The general path is separable: per resized axis one ``index_select`` of the K neighbours and
-a weighted sum over them (K = 1 for nearest, 2 for linear, 4 for cubic, more with antialias).
-It handles any axis (N and C included), any rank and any dtype, and is differentiable with
-respect to the input.
+The general path is separable, one step per resized axis: an ``index_select`` for nearest; for
+linear / cubic, a weighted sum of the K gathered neighbours (K = 2, 4, more with antialias),
+or on the CPU for short axes a product with the dense (out, in) weight matrix. It handles any
+axis (N and C included), any rank and any dtype (integers are interpolated in float64, then
+rounded and saturated), and is differentiable with respect to the input.
 
 Semantics follow onnx.reference where the specification is loose: scales are used as given
 (not recomputed from the output size), align_corners and tf_crop_and_resize divide by
 ``scale * length_original - 1`` (the fractional output length), and the output length from
-scales ignores roi (as onnxruntime and ONNX shape inference do). Resize-10 and Upsample use
-asymmetric coordinates; their nearest mode rounds down when upsampling and up when
-downsampling an axis (onnxruntime's behaviour for these versions).
+scales ignores roi (as onnxruntime and ONNX shape inference do). pytorch_half_pixel maps an
+output of length 1 to coordinate 0 as the specification says (onnx.reference uses -0.5 and
+tests the fractional length). Resize-10 and Upsample use asymmetric coordinates; their
+nearest mode rounds down when upsampling and up when downsampling an axis (onnxruntime's
+behaviour for these versions, which have no nearest_mode attribute).
 """
 
 from __future__ import annotations
@@ -342,7 +345,9 @@ def _fast_path(cfg, x, plan, out_shape):
 # General path
 
 
-_DENSE_MAX_IN = 192  # axes up to this length are interpolated with a dense (m, n) matrix
+# On the CPU, short axes are interpolated with a dense (m, n) matrix product, much faster
+# there than gathering neighbours. (Not on GPUs, where TF32 matmuls could round the result.)
+_DENSE_MAX_IN = 192
 _DENSE_MAX_ELEMENTS = 1 << 20
 
 
@@ -359,8 +364,7 @@ def _dense_step(a, rank, n, m, idx, w):
 
     def step(t):
         shape = t.shape
-        lead = math.prod(shape[:a])
-        y = torch.matmul(mat, t.reshape(lead, n, -1))
+        y = torch.matmul(mat, t.reshape(math.prod(shape[:a]), n, math.prod(shape[a + 1:])))
         return y.reshape(tuple(shape[:a]) + (m,) + tuple(shape[a + 1:]))
 
     return step
@@ -409,7 +413,7 @@ def _general_path(cfg, x, plan):
             step = lambda t, a=a, i0=i0: t.index_select(a, i0)  # noqa: E731
         else:
             w = w.to(device=device, dtype=compute)
-            if n <= _DENSE_MAX_IN and m * n <= _DENSE_MAX_ELEMENTS and compute.is_floating_point:
+            if device.type == "cpu" and n <= _DENSE_MAX_IN and m * n <= _DENSE_MAX_ELEMENTS:
                 step = _dense_step(a, rank, n, m, idx, w)
             else:
                 step = _gather_step(a, rank, m, idx, w)
@@ -559,6 +563,8 @@ def resize(ctx):
     roi_c = const_or_none(1, True) if coord == "tf_crop_and_resize" else ()
     if scales_c and sizes_c:
         raise ValueError(f"Resize-{v}: both scales and sizes are given")
+    if scales_c == () and sizes_c == ():
+        raise ValueError(f"Resize-{v}: neither scales nor sizes is given")
     return _make_fn(cfg, scales_c, sizes_c, roi_c, 2, 3, 1)
 
 
