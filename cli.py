@@ -63,14 +63,18 @@ def inspect(model: Path, as_json: bool):
         click.echo(json.dumps(report, indent=2))
         return
     rows = report["layers"]
-    header = ("layer", "op", "shape", "params", "sparsity", "2:4")
+    header = ("layer", "op", "shape", "params", "sparsity", "2:4", "node")
     table = [
         (r["name"], r["op"], "x".join(map(str, r["shape"])), f"{r['params']:,}", f"{r['sparsity']:.1%}",
-         "yes" if r["nm_eligible"] else f"no ({r['reduction_size']} % 4)")
+         "yes" if r["nm_eligible"] else f"no ({r['reduction_size']} % 4)", r["node"])
         for r in rows
     ]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    right_aligned = {3, 4, 5}  # the numeric columns
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right_aligned else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
     click.echo(line(header))
     click.echo("  ".join("-" * w for w in widths))
     for row in table:

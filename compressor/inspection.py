@@ -11,7 +11,8 @@ NM_GROUP = 4  # 2:4, the pattern sparse tensor cores run
 
 @dataclass(frozen=True)
 class LayerRow:
-    name: str
+    name: str  # the weight's ONNX tensor name
+    node: str  # the node that consumes it (exporters often give weights opaque names)
     op: str
     shape: tuple[int, ...]
     params: int
@@ -39,6 +40,7 @@ def layer_rows(module) -> list[LayerRow]:
         rows.append(
             LayerRow(
                 name=name,
+                node=info.node,
                 op=info.op_type,
                 shape=tuple(param.shape),
                 params=param.numel(),
