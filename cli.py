@@ -26,10 +26,25 @@ class _Command(click.Command):
             _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DefaultToRun(click.Group):
+    """`compress MODEL.onnx ...` means `compress run MODEL.onnx ...`; subcommands still work."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name="compress")
 def main():
-    """Prune ONNX vision models and write them back to ONNX."""
+    """Prune ONNX vision models and write them back to ONNX.
+
+    \b
+      compress MODEL.onnx --method magnitude --sparsity 0.9 --data DATA -o out/
+      compress inspect MODEL.onnx
+      compress check MODEL.onnx
+    """
 
 
 def _input_shapes(values: tuple[str, ...]) -> dict[str, list[int]] | None:
@@ -66,11 +81,11 @@ def inspect(model: Path, as_json: bool):
     header = ("layer", "op", "shape", "params", "sparsity", "2:4", "node")
     table = [
         (r["name"], r["op"], "x".join(map(str, r["shape"])), f"{r['params']:,}", f"{r['sparsity']:.1%}",
-         "yes" if r["nm_eligible"] else f"no ({r['reduction_size']} % 4)", r["node"])
+         "yes" if r["nm_eligible"] else f"no: {r['nm_reason']}", r["node"])
         for r in rows
     ]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
-    right_aligned = {3, 4, 5}  # the numeric columns
+    right_aligned = {3, 4}  # the numeric columns
 
     def line(cells):
         return "  ".join(c.rjust(w) if i in right_aligned else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
@@ -112,6 +127,73 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
                f"on inputs {result.parity.input_shapes}")
     if output:
         click.echo(f"wrote {output} ({result.file_bytes:,} bytes)")
+
+
+def _overrides(values: tuple[str, ...]) -> dict[str, float]:
+    overrides = {}
+    for value in values:
+        glob, sep, sparsity = value.rpartition("=")
+        try:
+            if not sep or not glob:
+                raise ValueError
+            overrides[glob] = float(sparsity)
+        except ValueError:
+            raise CompressorError(f"bad --override {value!r}: expected NAME_OR_GLOB=SPARSITY, e.g. 'conv1*=0.5'") from None
+    return overrides
+
+
+@main.command(cls=_Command, name="run")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--method", default="magnitude", show_default=True, help="Pruning method.")
+@click.option("--sparsity", type=float, default=0.5, show_default=True, help="Target fraction of zero weights in the pruned layers.")
+@click.option("--pattern", default="unstructured", show_default=True, help="unstructured, 2:4 (or N:M), filter, channel, column.")
+@click.option("--scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
+              help="Unstructured: the same sparsity in every layer, or one threshold across layers.")
+@click.option("--exclude", multiple=True, help="Keep layers dense (ONNX weight or node name, glob; repeatable).")
+@click.option("--override", "overrides", multiple=True, help="Per-layer sparsity, NAME_OR_GLOB=SPARSITY (repeatable).")
+@click.option("--keep-ends/--prune-ends", "keep_ends_dense", default=None,
+              help="Leave the first conv and the last classifier dense (default: yes, unless --exclude/--override is given).")
+@click.option("--data", help="npz file, image folder, 'digits' or 'mnist-csv:PATH' (default: the model's metadata, else none).")
+@click.option("--preprocess", help="Image preprocessing, e.g. 'size=224x224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225,order=rgb'.")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--limit", type=int, help="Use at most this many samples (quick runs).")
+@click.option("--input-shape", multiple=True, help="Concrete input shape: 1x3x320x320, or NAME:1x3x320x320.")
+@click.option("--epochs", type=int, help="Training epochs (default: 3 with data, 0 without).")
+@click.option("--schedule", type=click.Choice(["oneshot", "gradual"]), default="oneshot", show_default=True,
+              help="Magnitude: prune once then fine-tune, or prune gradually (cubic ramp) while training.")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["cosine", "constant", "step"]), default="cosine", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: compressed/<model>-<method>/).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in the output folder.")
+@click.option("--sparse-initializers", is_flag=True, help="Store weights as sparse_initializer (smaller file; TensorRT ignores it).")
+@click.option("--latency-runs", type=int, default=30, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+def run(model: Path, input_shape, overrides, exclude, quiet, **options):
+    """Prune MODEL and write the pruned ONNX model and a report."""
+    from compressor.onnx_import.inputs import parse_shape
+    from compressor.pipeline import compress
+    from compressor.reporting import console_summary
+
+    shapes = {}
+    for value in input_shape:
+        name, _, shape = value.rpartition(":")
+        shapes[name] = parse_shape(shape)
+    if "" in shapes:  # an unnamed shape: the model's only input (checked by the pipeline)
+        from compressor.onnx_import import load_onnx
+
+        names = load_onnx(model).input_names
+        if len(names) != 1:
+            raise CompressorError(f"the model has {len(names)} inputs: name each, as NAME:1x3x224x224")
+        shapes[names[0]] = shapes.pop("")
+    log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    report = compress(model, log=log, overrides=_overrides(overrides), exclude=tuple(exclude),
+                      input_shapes=shapes or None, progress=not quiet, **options)
+    click.echo(console_summary(report))
 
 
 if __name__ == "__main__":

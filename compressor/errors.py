@@ -22,3 +22,11 @@ class UnsupportedModelError(CompressorError):
 
 class ExportError(CompressorError):
     """The exported model could not be written or failed its checks."""
+
+
+class DataError(CompressorError):
+    """The data given for training or evaluation is missing, malformed or does not fit the model."""
+
+
+class ConfigError(CompressorError):
+    """Options that contradict each other or the model (bad sparsity, unknown method, ...)."""

@@ -6,8 +6,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-NM_GROUP = 4  # 2:4, the pattern sparse tensor cores run
-
 
 @dataclass(frozen=True)
 class LayerRow:
@@ -20,7 +18,8 @@ class LayerRow:
     reduction_axis: int
     reduction_size: int
     groups: int
-    nm_eligible: bool  # groups of 4 fit exactly along the reduction axis
+    nm_eligible: bool  # the 2:4 planner would prune it
+    nm_reason: str | None  # why not, when it would not
 
     @property
     def sparsity(self) -> float:
@@ -34,9 +33,13 @@ class LayerRow:
 
 
 def layer_rows(module) -> list[LayerRow]:
+    from .sparsity import NM  # imported here: sparsity.stats builds on this module
+
+    two_four = NM(2, 4)  # the pattern sparse tensor cores run
     rows = []
     for name, info in module.weights.items():
         param = module.parameter(name)
+        reason = two_four.eligible(info)
         rows.append(
             LayerRow(
                 name=name,
@@ -48,7 +51,8 @@ def layer_rows(module) -> list[LayerRow]:
                 reduction_axis=info.reduction_axis,
                 reduction_size=info.reduction_size,
                 groups=info.groups,
-                nm_eligible=info.reduction_size % NM_GROUP == 0,
+                nm_eligible=reason is None,
+                nm_reason=reason,
             )
         )
     return rows

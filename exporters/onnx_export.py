@@ -186,7 +186,8 @@ def _add_provenance(model: ModelProto, module, extra: dict[str, str]) -> None:
         entries["source"] = Path(module.source_path).name
         entries["source_sha256"] = _sha256(module.source_path)
     entries.update(extra)
-    keep = [p for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
+    # earlier entries (e.g. an example model's default data) stay unless this export sets them
+    keep = [p for p in model.metadata_props if p.key.removeprefix(METADATA_PREFIX) not in entries]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
     for key, value in entries.items():

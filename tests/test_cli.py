@@ -27,7 +27,7 @@ def test_inspect_table(tmp_path):
     assert lines[0].split() == ["layer", "op", "shape", "params", "sparsity", "2:4", "node"]
     conv = next(line for line in lines if line.startswith("conv.weight"))
     fc = next(line for line in lines if line.startswith("fc.weight"))
-    assert "Conv" in conv and "4x3x3x3" in conv and "108" in conv and "no (3 % 4)" in conv  # C_in = 3
+    assert "Conv" in conv and "4x3x3x3" in conv and "108" in conv and "no: reduction size 3 is not a multiple of 4" in conv  # C_in = 3
     assert "Gemm" in fc and "10x256" in fc and "2,560" in fc and fc.split()[-2:] == ["yes", "fc"]
     assert conv.split()[-1] == "conv"
     assert "2 prunable layers, 2,668 prunable weights (0.0% zero), 1 eligible for 2:4" in result.output

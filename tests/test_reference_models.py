@@ -128,6 +128,8 @@ def test_reference_output_shapes():
         "yolo-tiny": (1, 8 * 8 + 4 * 4 + 2 * 2, 8),
         "ufld": (1, 101, 56, 4),
         "ufld-tiny": (1, 11, 8, 4),
+        "lenet5": (1, 10),
+        "lenet300": (1, 10),
     }
     assert set(expected) == set(REFERENCE_MODELS)
     for name, (builder, input_shape) in REFERENCE_MODELS.items():

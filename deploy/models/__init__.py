@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
+from .lenet import LeNet5, LeNet300
 from .resnet import ResNet, ResNetBackbone, resnet, resnet18, resnet34, resnet_backbone
 from .ufld import UFLD, ufld
 from .yolo import YOLO, yolo
@@ -70,6 +71,8 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {
         ),
         (1, 3, 64, 128),
     ),
+    "lenet5": ReferenceModel(LeNet5, (1, 1, 28, 28)),
+    "lenet300": ReferenceModel(LeNet300, (1, 1, 28, 28)),
 }
 
 

@@ -1,0 +1,1 @@
+"""One module per kind of `--data` spec; each returns a sample source (see ..dataset)."""

@@ -1,0 +1,86 @@
+"""The few lines the `compress run` command prints when it finishes (ASCII, fixed-width labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from compressor.reporting import formatting as fmt
+
+LABEL_WIDTH = 15  # wider labels (a long metric name) widen the column
+
+
+def console_summary(report: Mapping) -> str:
+    """Method, sparsity, compression, the main metric, latency, parity and the files written."""
+    rows: list[tuple[str, str]] = []
+    sparsity = []
+    if fmt.is_number(report.get("target_sparsity")):
+        sparsity.append(f"target {fmt.percent(report['target_sparsity'])}")
+    if fmt.is_number(report.get("sparsity")):
+        sparsity.append(f"achieved {fmt.percent(report['sparsity'], 2)} of prunable weights")
+    if sparsity:
+        rows.append(("sparsity", ", ".join(sparsity)))
+
+    params = report.get("params") or {}
+    if fmt.is_number(params.get("total")) and fmt.is_number(params.get("nonzero")):
+        text = f"{fmt.short_count(params['total'])} total, {fmt.short_count(params['nonzero'])} nonzero"
+        if fmt.is_number(report.get("compression_ratio")):
+            text += f" ({fmt.ratio(report['compression_ratio'], 'x')} compression)"
+        rows.append(("parameters", text))
+
+    metrics = report.get("metrics") or {}
+    name = fmt.main_metric(metrics)
+    if name:
+        d, c = metrics["dense"][name], metrics["compressed"][name]
+        text = f"{fmt.metric_value(name, d)} -> {fmt.metric_value(name, c)} ({fmt.metric_delta(name, d, c)})"
+        if metrics.get("split"):
+            text += f", {metrics['split']}"
+        rows.append((name, text))
+
+    latency = report.get("latency_ms") or {}
+    dense_p50 = (latency.get("dense") or {}).get("p50_ms")
+    comp_p50 = (latency.get("compressed") or {}).get("p50_ms")
+    if fmt.is_number(dense_p50) and fmt.is_number(comp_p50):
+        text = f"{fmt.milliseconds(dense_p50)} -> {fmt.milliseconds(comp_p50)}"
+        if fmt.is_number(latency.get("speedup")):
+            text += f" ({fmt.ratio(latency['speedup'], 'x')} speed-up)"
+        rows.append(("latency p50", text))
+        if latency.get("device"):
+            rows.append(("", str(latency["device"])))
+
+    sizes = report.get("file_bytes") or {}
+    if fmt.is_number(sizes.get("dense")) and fmt.is_number(sizes.get("compressed")):
+        rows.append(("file size", f"{fmt.file_size(sizes['dense'])} -> {fmt.file_size(sizes['compressed'])}"))
+
+    parity = report.get("export_parity")
+    if isinstance(parity, Mapping):
+        parity = parity.get("max_relative_error")
+    if fmt.is_number(parity):
+        rows.append(("export parity", f"{fmt.scientific(parity)} max relative error (onnxruntime vs module)"))
+
+    rows += _output_rows(report.get("outputs") or {})
+
+    head = ", ".join(str(report[k]) for k in ("method", "pattern") if report.get(k)) or "compression"
+    if report.get("scope"):
+        head += f", {report['scope']} scope"
+    if report.get("model"):
+        head += f": {Path(str(report['model'])).name}"
+    width = max([LABEL_WIDTH] + [len(label) + 2 for label, _ in rows])
+    lines = [head] + [f"  {label:<{width}}{value}".rstrip() for label, value in rows]
+    return "\n".join(lines).replace("—", "-")
+
+
+def _output_rows(outputs: Mapping) -> list[tuple[str, str]]:
+    """The model's full path, then the report's, with the files beside it named briefly."""
+    rows = []
+    if outputs.get("onnx"):
+        rows.append(("model", str(outputs["onnx"])))
+    others = [str(outputs[k]) for k in ("report_json",) if outputs.get(k)]
+    plots = outputs.get("plots") or []
+    others += [str(p) for p in (plots if isinstance(plots, (list, tuple)) else [plots])]
+    main = outputs.get("report_md") or (others.pop(0) if others else None)
+    if main:
+        folder = Path(str(main)).parent
+        names = [Path(p).name if Path(p).parent == folder else p for p in others if p != str(main)]
+        rows.append(("report", str(main) + (f" (+ {', '.join(names)})" if names else "")))
+    return rows

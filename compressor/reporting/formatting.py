@@ -1,0 +1,112 @@
+"""Number formatting shared by the Markdown report and the console summary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+# Fractions under these names read best as percentages (0.982 -> 98.20%).
+PERCENT_METRIC_WORDS = ("accuracy", "agreement")
+# Which metric the summaries lead with, by the first word of this list a name contains.
+MAIN_METRIC_PREFERENCE = ("accuracy", "agreement", "f1", "map", "cosine", "relative_l2", "loss")
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_percent_metric(name: str, value) -> bool:
+    return is_number(value) and 0.0 <= value <= 1.0 and any(w in name.lower() for w in PERCENT_METRIC_WORDS)
+
+
+def percent(value, digits: int = 1) -> str:
+    return "—" if not is_number(value) else f"{100.0 * value:.{digits}f}%"
+
+
+def metric_value(name: str, value) -> str:
+    if not is_number(value):
+        return "—"
+    if is_percent_metric(name, value):
+        return percent(value, 2)
+    return _general(value)
+
+
+def metric_delta(name: str, dense, compressed) -> str:
+    """Compressed minus dense: percentage points for percentage metrics, else a signed number."""
+    if not (is_number(dense) and is_number(compressed)):
+        return ""
+    if is_percent_metric(name, dense) and is_percent_metric(name, compressed):
+        return f"{100.0 * (compressed - dense):+.2f} pp"
+    return _general(compressed - dense, signed=True)
+
+
+def main_metric(metrics: Mapping | None) -> str | None:
+    """The metric the summaries lead with: present and numeric in both dense and compressed."""
+    if not metrics:
+        return None
+    dense, compressed = metrics.get("dense") or {}, metrics.get("compressed") or {}
+    shared = [k for k, v in dense.items() if is_number(v) and is_number(compressed.get(k))]
+    for word in MAIN_METRIC_PREFERENCE:
+        for name in shared:
+            if word in name.lower():
+                return name
+    return shared[0] if shared else None
+
+
+def shared_metric_names(metrics: Mapping | None) -> list[str]:
+    """Metric names in the dense model's order, then any only the compressed model has."""
+    if not metrics:
+        return []
+    dense, compressed = metrics.get("dense") or {}, metrics.get("compressed") or {}
+    names = [k for k, v in dense.items() if is_number(v) or is_number(compressed.get(k))]
+    return names + [k for k, v in compressed.items() if k not in dense and is_number(v)]
+
+
+def count(value) -> str:
+    return f"{value:,}" if is_number(value) else "—"
+
+
+def short_count(value) -> str:
+    """11689512 -> 11.69M; for the narrow console table."""
+    if not is_number(value):
+        return "—"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return str(int(value))
+
+
+def file_size(num_bytes) -> str:
+    if not is_number(num_bytes):
+        return "—"
+    size = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.2f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def milliseconds(value) -> str:
+    if not is_number(value):
+        return "—"
+    return f"{value:.3f} ms" if value < 10 else f"{value:.2f} ms"
+
+
+def ratio(value, sign: str = "×") -> str:
+    if not is_number(value):
+        return "—"
+    return "inf" if math.isinf(value) else f"{value:.2f}{sign}"
+
+
+def scientific(value) -> str:
+    return f"{value:.2e}" if is_number(value) else "—"
+
+
+def seconds(value) -> str:
+    return f"{value:.2f} s" if is_number(value) else "—"
+
+
+def _general(value, signed: bool = False) -> str:
+    """Four significant digits (0.05, 0.1234, 1.2e-05, 2.345e+04)."""
+    return f"{value:+.4g}" if signed else f"{value:.4g}"

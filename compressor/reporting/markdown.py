@@ -1,0 +1,271 @@
+"""``report.md``: the human-readable report, rendered from the pipeline's report dict.
+
+Every section reads only the keys it needs and is left out when they are missing, so an early
+failure or a future method with fewer figures still gets a report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from compressor.reporting import formatting as fmt
+from compressor.reporting.files import write_text_atomic
+from compressor.reporting.plots import SPARSITY_PLOT, TRACE_PLOT, is_left_dense, trace_keys, write_plots
+
+REPORT_MD = "report.md"
+MAX_TRACE_ROWS = 50  # longer traces are shown as the plot only
+SAME_SIZE_TOLERANCE = 0.02  # file sizes this close count as "not smaller on disk"
+
+
+def write_markdown_report(report: Mapping, out_dir: Path) -> Path:
+    """Write ``report.md`` and its PNG figures into ``out_dir``; returns the path of ``report.md``."""
+    out_dir = Path(out_dir)
+    plots = {p.name for p in write_plots(report, out_dir)}
+    return write_text_atomic(out_dir / REPORT_MD, render_markdown(report, plots))
+
+
+def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
+    """The Markdown text; ``plots`` names the PNG files present beside it (linked relatively)."""
+    sections = [
+        _title(report),
+        _summary(report),
+        _latency(report),
+        _parity(report),
+        _layers(report, SPARSITY_PLOT in plots),
+        _trace(report, TRACE_PLOT in plots),
+        _data_and_training(report),
+        _notes(report),
+        _timings(report),
+        _outputs(report, plots),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _title(report: Mapping) -> str:
+    method, pattern = report.get("method", "?"), report.get("pattern", "?")
+    lines = [f"# Compression report: {method}, {pattern}"]
+    if report.get("model"):
+        lines += ["", f"Model: `{report['model']}`"]
+    facts = []
+    if fmt.is_number(report.get("sparsity")):
+        facts.append(f"achieved sparsity **{fmt.percent(report['sparsity'], 2)}** of prunable weights")
+    if fmt.is_number(report.get("target_sparsity")):
+        facts.append(f"target {fmt.percent(report['target_sparsity'])}")
+    if report.get("scope"):
+        facts.append(f"{report['scope']} scope")
+    if fmt.is_number(report.get("compression_ratio")):
+        facts.append(f"compression ratio **{fmt.ratio(report['compression_ratio'])}** (parameters / nonzero)")
+    if facts:
+        lines.append("")
+        lines.append(f"Method **{method}**, pattern **{pattern}**: " + ", ".join(facts) + ".")
+    return "\n".join(lines)
+
+
+def _summary(report: Mapping) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+    metrics = report.get("metrics") or {}
+    dense_m, comp_m = metrics.get("dense") or {}, metrics.get("compressed") or {}
+    for name in fmt.shared_metric_names(metrics):
+        d, c = dense_m.get(name), comp_m.get(name)
+        rows.append((name, fmt.metric_value(name, d), fmt.metric_value(name, c), fmt.metric_delta(name, d, c)))
+    one_shot = report.get("one_shot_metrics") or {}
+    for name, value in one_shot.items():
+        if fmt.is_number(value):
+            d = dense_m.get(name)
+            rows.append((f"{name}, after pruning before fine-tuning", fmt.metric_value(name, d),
+                         fmt.metric_value(name, value), fmt.metric_delta(name, d, value)))
+
+    params = report.get("params") or {}
+    if params:
+        total, nonzero = params.get("total"), params.get("nonzero")
+        dense_nonzero = params.get("dense_nonzero")  # optional: zeros already in the input model
+        rows.append(("parameters, total", fmt.count(total), fmt.count(total), ""))
+        rows.append(("parameters, nonzero", fmt.count(dense_nonzero), fmt.count(nonzero), _percent_change(dense_nonzero or total, nonzero)))
+        if "prunable" in params:
+            rows.append(("prunable weights, nonzero", fmt.count(params.get("dense_prunable_nonzero")),
+                         f"{fmt.count(params.get('prunable_nonzero'))} of {fmt.count(params['prunable'])}", ""))
+    if fmt.is_number(report.get("compression_ratio")):
+        dense_ratio = _ratio_or_none(params.get("total"), params.get("dense_nonzero"))
+        rows.append(("compression ratio (total / nonzero)", fmt.ratio(dense_ratio), fmt.ratio(report["compression_ratio"]), ""))
+
+    sizes = report.get("file_bytes") or {}
+    if sizes:
+        d, c = sizes.get("dense"), sizes.get("compressed")
+        rows.append(("ONNX file size", fmt.file_size(d), fmt.file_size(c), _percent_change(d, c)))
+
+    latency = report.get("latency_ms") or {}
+    dense_l, comp_l = latency.get("dense") or {}, latency.get("compressed") or {}
+    if dense_l or comp_l:
+        rows.append(("latency p50 (CPU)", fmt.milliseconds(dense_l.get("p50_ms")), fmt.milliseconds(comp_l.get("p50_ms")),
+                     _speedup_text(latency.get("speedup"))))
+        rows.append(("latency p90 (CPU)", fmt.milliseconds(dense_l.get("p90_ms")), fmt.milliseconds(comp_l.get("p90_ms")), ""))
+    if not rows:
+        return ""
+
+    lines = ["## Summary", "", "| | dense | compressed | change |", "|---|---:|---:|---:|"]
+    lines += [f"| {_cell(a)} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    below = []
+    if metrics.get("split") or metrics.get("kind"):
+        kind = {"task": "task metrics against labels", "fidelity": "fidelity to the dense model"}.get(
+            metrics.get("kind"), metrics.get("kind"))
+        below.append("Metrics: " + ", ".join(str(x) for x in (kind, metrics.get("split")) if x) + ".")
+    if _not_smaller_on_disk(report):
+        below.append("The compressed file is not smaller on disk: it stores pruned weights as explicit zeros in the "
+                     "dense layout (what TensorRT reads). The saving is in nonzero parameters, above.")
+    if below:
+        lines += [""] + below
+    return "\n".join(lines)
+
+
+def _latency(report: Mapping) -> str:
+    latency = report.get("latency_ms") or {}
+    stats = [(label, latency.get(label)) for label in ("dense", "compressed") if isinstance(latency.get(label), Mapping)]
+    if not stats:
+        return ""
+    first = stats[0][1]
+    context = ["host wall time of one onnxruntime `run` call"]
+    if first.get("batch") is not None:
+        context.append(f"batch {first['batch']}")
+    context.append("dense and compressed timed interleaved, after warm-up")
+    lines = ["## Latency", ""]
+    if latency.get("device"):
+        lines.append(f"{latency['device']}: " + ", ".join(context) + ".")
+    else:
+        lines.append(", ".join(context).capitalize() + ".")
+    lines += ["", "| model | p50 | p90 | p99 | mean | min | max | runs |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, s in stats:
+        cells = [fmt.milliseconds(s.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "max_ms")]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {s.get('runs', '—')} |")
+    if fmt.is_number(latency.get("speedup")):
+        lines += ["", f"Speed-up, dense p50 / compressed p50: **{_speedup_text(latency['speedup'])}**."]
+    return "\n".join(lines)
+
+
+def _parity(report: Mapping) -> str:
+    parity = report.get("export_parity")
+    if isinstance(parity, Mapping):  # a ParityResult.to_dict()
+        parity = parity.get("max_relative_error")
+    if not fmt.is_number(parity):
+        return ""
+    return ("## Export parity\n\nThe exported file in onnxruntime against the compressed PyTorch module, on the same "
+            f"random inputs: max relative error **{fmt.scientific(parity)}** (max |difference| / max |output|).")
+
+
+def _layers(report: Mapping, has_plot: bool) -> str:
+    layers = report.get("layers") or []
+    if not layers:
+        return ""
+    lines = ["## Layers", ""]
+    if has_plot:
+        lines += [f"![Per-layer sparsity]({SPARSITY_PLOT})", ""]
+    lines += ["| # | layer | op | shape | params | target | achieved | note |", "|---:|---|---|---|---:|---:|---:|---|"]
+    for i, layer in enumerate(layers, 1):
+        shape = "×".join(str(d) for d in layer.get("shape") or []) or "—"
+        target = "dense" if is_left_dense(layer) else fmt.percent(layer["target"])
+        lines.append(
+            f"| {i} | `{_cell(layer.get('name', '?'))}` | {_cell(layer.get('op', ''))} | {shape} | {fmt.count(layer.get('params'))} "
+            f"| {target} | {fmt.percent(layer.get('sparsity'), 2)} | {_cell(layer.get('note') or '')} |"
+        )
+    return "\n".join(lines)
+
+
+def _trace(report: Mapping, has_plot: bool) -> str:
+    trace = [r for r in report.get("trace") or [] if isinstance(r, Mapping)]
+    if not trace:
+        return ""
+    lines = ["## Optimisation trace", ""]
+    if has_plot:
+        lines += [f"![Optimisation trace]({TRACE_PLOT})", ""]
+    keys = trace_keys(trace)
+    if keys and len(trace) <= MAX_TRACE_ROWS:
+        phases = any("phase" in r for r in trace)
+        head = (["phase"] if phases else []) + ["epoch"] + keys
+        lines += ["| " + " | ".join(_cell(k) for k in head) + " |", "|" + ("---|" if phases else "") + "---:|" * (len(keys) + 1)]
+        for i, record in enumerate(trace, 1):
+            cells = ([_cell(record.get("phase", ""))] if phases else []) + [str(record.get("epoch", i))]
+            cells += [fmt.metric_value(k, record.get(k)) for k in keys]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines).rstrip()
+
+
+def _data_and_training(report: Mapping) -> str:
+    data, training = report.get("data") or {}, report.get("training") or {}
+    if not data and not training:
+        return ""
+    lines = ["## Data and training", ""]
+    if data:
+        text = str(data.get("description", "")).strip()
+        counts = [f"{fmt.count(data[k])} {k}" for k in ("train", "val") if fmt.is_number(data.get(k))]
+        if "labelled" in data:
+            counts.append("labelled" if data["labelled"] else "unlabelled")
+        lines.append("- Data: " + (text or "—") + (f" ({', '.join(counts)})" if counts else ""))
+    if training:
+        lines.append("- Training: " + ", ".join(f"{k} {_plain(v)}" for k, v in training.items()))
+    return "\n".join(lines)
+
+
+def _notes(report: Mapping) -> str:
+    notes = [str(n) for n in report.get("notes") or [] if str(n).strip()]
+    return "## Notes\n\n" + "\n".join(f"- {n}" for n in notes) if notes else ""
+
+
+def _timings(report: Mapping) -> str:
+    timings = {k: v for k, v in (report.get("timings") or {}).items() if fmt.is_number(v)}
+    if not timings:
+        return ""
+    lines = ["## Timings", "", "| stage | time |", "|---|---:|"]
+    lines += [f"| {_cell(k.removesuffix('_s'))} | {fmt.seconds(v)} |" for k, v in timings.items()]
+    return "\n".join(lines)
+
+
+def _outputs(report: Mapping, plots: set[str]) -> str:
+    labels = {"onnx": "compressed model", "report_json": "report (JSON)", "report_md": "report (Markdown)", "plots": "plots"}
+    lines = []
+    listed: set[str] = set()
+    for key, value in (report.get("outputs") or {}).items():
+        paths = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+        if paths:
+            lines.append(f"- {labels.get(key, key)}: " + ", ".join(f"`{p}`" for p in paths))
+            listed.update(Path(p).name for p in paths)
+    extra = sorted(p for p in plots if p not in listed)
+    if extra:
+        lines.append("- figures beside this report: " + ", ".join(f"`{p}`" for p in extra))
+    return "## Outputs\n\n" + "\n".join(lines) if lines else ""
+
+
+def _speedup_text(value) -> str:
+    if not fmt.is_number(value):
+        return ""
+    return f"{fmt.ratio(value)} speed-up" if value >= 1 else f"{fmt.ratio(value)} (slower)"
+
+
+def _percent_change(before, after) -> str:
+    if not (fmt.is_number(before) and fmt.is_number(after)) or not before:
+        return ""
+    return f"{100.0 * (after - before) / before:+.1f}%"
+
+
+def _ratio_or_none(total, nonzero):
+    return total / nonzero if fmt.is_number(total) and fmt.is_number(nonzero) and nonzero else None
+
+
+def _not_smaller_on_disk(report: Mapping) -> bool:
+    sizes = report.get("file_bytes") or {}
+    d, c, ratio = sizes.get("dense"), sizes.get("compressed"), report.get("compression_ratio")
+    if not (fmt.is_number(d) and fmt.is_number(c) and fmt.is_number(ratio)) or not d:
+        return False
+    return ratio > 1.05 and c >= d * (1 - SAME_SIZE_TOLERANCE)
+
+
+def _plain(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    return str(value)
+
+
+def _cell(text) -> str:
+    """Table-safe: a pipe would end the cell, a newline the row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

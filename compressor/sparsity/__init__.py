@@ -1,0 +1,40 @@
+"""Sparsity patterns as projections, the layer plan, and sparsity counts.
+
+- `patterns`: `Pattern` and its subclasses (`Unstructured`, `NM`, `Filter`, `Channel`, `Column`):
+  Euclidean projections onto a pattern, returning (projected, mask) with exact keep-counts.
+- `registry`: `get_pattern(name, **options)`, `parse_pattern("2:4")` (the CLI grammar), `PATTERNS`.
+- `global_magnitude`: `global_masks`, one threshold across several tensors.
+- `plan`: `plan_layers` -> `LayerPlan`, `compute_masks`, `apply_masks`.
+- `stats`: `sparsity_stats(module)`, `check_nm`.
+- `selection`: the exact counting and tie-breaking rules they all share.
+"""
+
+from .global_magnitude import global_masks
+from .patterns import NM, Channel, Column, Filter, Pattern, Unstructured, layer_channels
+from .plan import LayerPlan, apply_masks, compute_masks, plan_layers
+from .registry import PATTERNS, get_pattern, parse_pattern
+from .selection import align_count, keep_count, top_k_mask
+from .stats import check_nm, sparsity_stats
+
+__all__ = [
+    "PATTERNS",
+    "NM",
+    "Channel",
+    "Column",
+    "Filter",
+    "LayerPlan",
+    "Pattern",
+    "Unstructured",
+    "align_count",
+    "apply_masks",
+    "check_nm",
+    "compute_masks",
+    "get_pattern",
+    "global_masks",
+    "keep_count",
+    "layer_channels",
+    "parse_pattern",
+    "plan_layers",
+    "sparsity_stats",
+    "top_k_mask",
+]

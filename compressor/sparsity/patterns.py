@@ -1,0 +1,258 @@
+"""Sparsity patterns as Euclidean projections Π_S (slr.md §4).
+
+A pattern defines the feasible set S of one weight tensor. `project` returns the nearest point
+of S and its mask (True = kept); the mask is the single record of what is pruned, shared by SLR's
+Z-step, hard pruning and masked retraining. Every projection here keeps units whole (values
+unchanged), so "nearest" reduces to keeping the units with the largest magnitude: entries by
+|w|, groups by L2 norm. Counts are exact (n − round(p·n)) and ties go to the lower flat index.
+
+Axes come from the consuming ONNX node (`WeightInfo`), never from the tensor's shape: the
+reduction axis is what N:M blocks run along and what channel pruning removes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from ..errors import ConfigError
+from ..onnx_import.weights import WeightInfo
+from .selection import align_count, check_sparsity, keep_count, scores_for_ranking, top_k_mask, top_k_per_row
+
+
+class Pattern:
+    """One sparsity pattern; subclasses are frozen dataclasses whose fields are its options."""
+
+    name: str = ""
+    positional: tuple[str, ...] = ()  # options that `parse_pattern` accepts without "key="
+    spell_positional = False  # write positional options even at their defaults ("nm:2:4")
+
+    # ---- what subclasses define -----------------------------------------------------------
+    def eligible(self, info: WeightInfo) -> str | None:
+        """None if this pattern applies to the weight, else why it stays dense (one phrase)."""
+        return None
+
+    def _mask(self, weight: torch.Tensor, info: WeightInfo, sparsity: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def density(self, sparsity: float, info: WeightInfo | None = None) -> float:
+        """The fraction of entries kept: nominal 1 − p, or the exact realised value given `info`."""
+        p = check_sparsity(sparsity, allow_one=True)
+        if info is None:
+            return 1.0 - p
+        n = info.numel
+        return keep_count(n, p) / n if n else 1.0
+
+    # ---- shared entry points ----------------------------------------------------------------
+    def mask(self, weight: torch.Tensor, info: WeightInfo, sparsity: float) -> torch.Tensor:
+        """Bool mask (True = kept) of the projection of `weight` onto this pattern at `sparsity`."""
+        if tuple(weight.shape) != tuple(info.shape):
+            raise ValueError(f"weight {info.name!r} has shape {tuple(weight.shape)} but its WeightInfo says {tuple(info.shape)}")
+        reason = self.eligible(info)
+        if reason is not None:
+            raise ConfigError(f"pattern {self} does not apply to {info.name!r}: {reason}")
+        p = check_sparsity(sparsity, allow_one=True)
+        with torch.no_grad():
+            return self._mask(weight.detach(), info, p)
+
+    def project(self, weight: torch.Tensor, info: WeightInfo, sparsity: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Π_S(weight), mask): the nearest tensor in the pattern's set, and what it keeps."""
+        mask = self.mask(weight, info, sparsity)
+        with torch.no_grad():
+            projected = torch.where(mask, weight.detach(), torch.zeros((), dtype=weight.dtype, device=weight.device))
+        return projected, mask
+
+    # ---- naming -----------------------------------------------------------------------------
+    def __str__(self) -> str:
+        """The canonical spec string; `parse_pattern(str(p)) == p`."""
+        parts = [self.name]
+        spell = self.spell_positional or any(getattr(self, f.name) != f.default for f in fields(self) if f.name in self.positional)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.positional:
+                if spell:
+                    parts.append(str(value))
+            elif value != f.default:
+                parts.append(f"{f.name}={str(value).lower() if isinstance(value, bool) else value}")
+        return ":".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "spec": str(self), **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def layer_channels(info: WeightInfo) -> tuple[int, int]:
+    """(input, output) channels or features of the consuming layer, across all groups."""
+    if info.op_type == "Conv":
+        return info.shape[1] * info.groups, info.shape[0]
+    if info.op_type == "ConvTranspose":
+        return info.shape[0], info.shape[1] * info.groups
+    return info.reduction_size, info.shape[info.output_axis]
+
+
+def _grouped_reason(info: WeightInfo) -> str | None:
+    if info.op_type not in ("Conv", "ConvTranspose") or info.groups <= 1:
+        return None
+    c_in, _ = layer_channels(info)
+    return "depthwise conv" if info.groups == c_in else "grouped conv"
+
+
+def _group_view(weight: torch.Tensor, axis: int) -> torch.Tensor:
+    """[n_groups, rest]: one row per index along `axis` (the flat order of the rest is kept)."""
+    return weight.movedim(axis, 0).reshape(weight.shape[axis], -1)
+
+
+def _groups_to_mask(kept: torch.Tensor, weight: torch.Tensor, axis: int) -> torch.Tensor:
+    """Broadcast a per-index mask along `axis` to the full weight shape."""
+    shape = [1] * weight.dim()
+    shape[axis] = weight.shape[axis]
+    return kept.reshape(shape).expand(weight.shape).contiguous()
+
+
+def _l2(rows: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(scores_for_ranking(rows), dim=1)
+
+
+# ---- the patterns -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Unstructured(Pattern):
+    """Irregular: keep the n_keep largest |w| of the whole tensor."""
+
+    name = "unstructured"
+
+    def _mask(self, weight, info, sparsity):
+        flat = scores_for_ranking(weight.reshape(-1)).abs()
+        k = keep_count(flat.numel(), sparsity)
+        return top_k_mask(flat, k).reshape(weight.shape)
+
+
+@dataclass(frozen=True)
+class NM(Pattern):
+    """N:M: in every block of M consecutive entries along the reduction axis keep the N largest |w|.
+
+    This is TensorRT's 2:4 layout (deploy.md §3): for a Conv [K, C, kh, kw] the blocks run along
+    C for each (k, kh, kw). The requested sparsity is ignored; the density is N/M.
+    `allow_grouped` lets grouped/depthwise convs be pruned (TensorRT never runs them sparse);
+    `min_channels` leaves layers whose input or output width is below it dense (TensorRT picks
+    sparse kernels mostly for ≥ 256 channels); 0 turns that filter off.
+    """
+
+    n: int = 2
+    m: int = 4
+    allow_grouped: bool = False
+    min_channels: int = 0
+    name = "nm"
+    positional = ("n", "m")
+    spell_positional = True
+
+    def __post_init__(self):
+        if not (isinstance(self.m, int) and isinstance(self.n, int) and self.m >= 2 and 1 <= self.n < self.m):
+            raise ConfigError(f"N:M needs integers with 1 <= N < M and M >= 2, got {self.n}:{self.m}")
+        if self.min_channels < 0:
+            raise ConfigError(f"min_channels must be >= 0, got {self.min_channels}")
+
+    @property
+    def sparsity(self) -> float:
+        """The realised sparsity of every pruned tensor, 1 − N/M."""
+        return 1.0 - self.n / self.m
+
+    def eligible(self, info):
+        grouped = _grouped_reason(info)
+        if grouped and not self.allow_grouped:
+            return f"{grouped} (groups={info.groups}): TensorRT never runs it sparse"
+        if info.reduction_size % self.m:
+            return f"reduction size {info.reduction_size} is not a multiple of {self.m}"
+        c_in, c_out = layer_channels(info)
+        if self.min_channels and min(c_in, c_out) < self.min_channels:
+            return f"narrow layer ({c_in} in, {c_out} out, below {self.min_channels}): TensorRT would run it dense"
+        return None
+
+    def density(self, sparsity, info=None):
+        return self.n / self.m
+
+    def _mask(self, weight, info, sparsity):
+        axis = info.reduction_axis
+        moved = weight.movedim(axis, -1)  # [..., R]: blocks are consecutive along the last axis
+        blocks = scores_for_ranking(moved.reshape(-1, self.m)).abs()
+        kept = top_k_per_row(blocks, self.n)
+        return kept.reshape(moved.shape).movedim(-1, axis).contiguous()
+
+
+@dataclass(frozen=True)
+class _GroupPattern(Pattern):
+    """Keeps whole slices along one axis, ranked by L2 norm; `align` rounds the kept count."""
+
+    align: int = 1
+    positional = ("align",)
+
+    def __post_init__(self):
+        if not isinstance(self.align, int) or self.align < 1:
+            raise ConfigError(f"align must be an integer >= 1, got {self.align!r}")
+
+    def _axis(self, info: WeightInfo) -> int:
+        raise NotImplementedError
+
+    def groups_kept(self, n_groups: int, sparsity: float) -> int:
+        return align_count(keep_count(n_groups, sparsity), n_groups, self.align)
+
+    def density(self, sparsity, info=None):
+        p = check_sparsity(sparsity, allow_one=True)
+        if info is None:
+            return 1.0 - p
+        n = info.shape[self._axis(info)]
+        return self.groups_kept(n, p) / n if n else 1.0
+
+    def _mask(self, weight, info, sparsity):
+        axis = self._axis(info)
+        scores = _l2(_group_view(weight, axis))
+        kept = top_k_mask(scores, self.groups_kept(scores.numel(), sparsity))
+        return _groups_to_mask(kept, weight, axis)
+
+
+@dataclass(frozen=True)
+class Filter(_GroupPattern):
+    """Output filters: the rows of the [out, rest] view along the output axis, by L2 norm."""
+
+    name = "filter"
+
+    def _axis(self, info):
+        return info.output_axis
+
+
+@dataclass(frozen=True)
+class Channel(_GroupPattern):
+    """Input channels: slices along the reduction axis, by L2 norm over everything else."""
+
+    name = "channel"
+
+    def _axis(self, info):
+        return info.reduction_axis
+
+    def eligible(self, info):
+        grouped = _grouped_reason(info)
+        if grouped:
+            # index i on the reduction axis is a different input channel in every group
+            return f"{grouped} (groups={info.groups}): its reduction axis holds per-group channels"
+        return None
+
+
+@dataclass(frozen=True)
+class Column(Pattern):
+    """Columns of the [C_out, rest] view (rest = C_in·kh·kw for a Conv), by L2 norm."""
+
+    name = "column"
+
+    def density(self, sparsity, info=None):
+        p = check_sparsity(sparsity, allow_one=True)
+        if info is None:
+            return 1.0 - p
+        cols = info.numel // info.shape[info.output_axis] if info.numel else 0
+        return align_count(keep_count(cols, p), cols, 1) / cols if cols else 1.0
+
+    def _mask(self, weight, info, sparsity):
+        view = _group_view(weight, info.output_axis)  # [out, rest]
+        scores = _l2(view.t())
+        kept = top_k_mask(scores, align_count(keep_count(scores.numel(), sparsity), scores.numel(), 1))
+        moved_shape = weight.movedim(info.output_axis, 0).shape
+        return kept.expand_as(view).reshape(moved_shape).movedim(0, info.output_axis).contiguous()

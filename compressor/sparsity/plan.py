@@ -1,0 +1,247 @@
+"""The layer plan: which prunable weights are pruned, at what target, and why the others are not.
+
+The plan is decided once, from names and layer roles only, before any weight is touched, so a
+report can show every skipped layer with its reason and a typo in a glob fails before training.
+
+Defaults: when the user gives neither exclusions nor overrides, the first Conv and the last
+classifier layer (the last Gemm/MatMul in execution order) stay dense, as is usual for these
+small, sensitive layers. Any explicit choice replaces that default; `keep_ends_dense` forces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Literal, Mapping, Sequence
+
+import torch
+
+from ..errors import ConfigError
+from ..onnx_import.weights import WeightInfo
+from .global_magnitude import global_masks
+from .patterns import NM, Pattern, Unstructured, layer_channels
+from .selection import check_sparsity
+
+Scope = Literal["layer", "global"]
+TRT_SPARSE_MIN_CHANNELS = 256  # below this TensorRT rarely picks sparse kernels (deploy.md §3)
+LARGE_ENDS_SHARE = 0.25  # warn when the dense-by-default ends hold this share of the prunable weights
+
+
+@dataclass
+class LayerPlan:
+    """Every prunable weight is in exactly one of `targets` and `skipped`, in execution order."""
+
+    pattern: str  # canonical pattern spec
+    sparsity: float  # the requested default target
+    scope: str  # "layer" or "global"
+    targets: dict[str, float] = field(default_factory=dict)  # name -> target sparsity (nm: 1 − N/M)
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why it stays dense
+    notes: list[str] = field(default_factory=list)  # sentences for the report
+    global_pool: list[str] = field(default_factory=list)  # pruned jointly at `sparsity` (global scope)
+
+    def to_dict(self) -> dict:
+        return {
+            "pattern": self.pattern,
+            "sparsity": self.sparsity,
+            "scope": self.scope,
+            "targets": dict(self.targets),
+            "skipped": dict(self.skipped),
+            "notes": list(self.notes),
+            "global_pool": list(self.global_pool),
+        }
+
+
+def _matches(glob: str, info: WeightInfo) -> bool:
+    return fnmatchcase(info.name, glob) or fnmatchcase(info.node, glob)
+
+
+def _check_globs(globs, infos: dict[str, WeightInfo], option: str) -> None:
+    example = next(iter(infos.values()))
+    for glob in globs:
+        if not any(_matches(glob, info) for info in infos.values()):
+            raise ConfigError(
+                f"{option} {glob!r} matches no prunable weight or node name "
+                f"(names look like {example.name!r}, node {example.node!r}; see `compress inspect`)"
+            )
+
+
+def _ends(infos: dict[str, WeightInfo]) -> tuple[str | None, str | None]:
+    """The first Conv and the last Gemm/MatMul, in execution order."""
+    first = next((n for n, i in infos.items() if i.op_type == "Conv"), None)
+    last = next((n for n, i in reversed(list(infos.items())) if i.op_type in ("Gemm", "MatMul")), None)
+    return first, last
+
+
+def plan_layers(
+    infos: Mapping[str, WeightInfo],
+    *,
+    pattern: Pattern,
+    sparsity: float,
+    exclude: Sequence[str] = (),
+    overrides: Mapping[str, float] | None = None,
+    keep_ends_dense: bool | None = None,
+    scope: Scope = "layer",
+) -> LayerPlan:
+    """Decide the target of every prunable weight (`infos` in execution order).
+
+    exclude: globs on the ONNX tensor name or the consumer node name; matched layers stay dense.
+    overrides: glob -> sparsity in [0, 1) (0 = dense); when several match, the later one wins;
+        exclusion beats an override.
+    keep_ends_dense: None = leave the first Conv and last classifier dense only when `exclude`
+        and `overrides` are both empty; True/False force it (an override naming an end still
+        applies to it). If the default would leave nothing to prune, the ends are pruned.
+    scope: "layer" prunes each layer to its target; "global" ranks the default-target layers
+        together (unstructured only), overridden layers keep their own target.
+    """
+    infos = dict(infos)
+    overrides = dict(overrides or {})
+    exclude = list(exclude)
+    if not infos:
+        raise ConfigError("the model has no prunable weight (no Conv, ConvTranspose, Gemm or MatMul with a constant weight)")
+    if scope not in ("layer", "global"):
+        raise ConfigError(f"scope must be 'layer' or 'global', got {scope!r}")
+    if scope == "global" and not isinstance(pattern, Unstructured):
+        raise ConfigError(f"scope 'global' ranks single weights across layers and needs the unstructured pattern, not {str(pattern)!r}")
+    p = check_sparsity(sparsity)
+    for glob, value in overrides.items():
+        try:
+            overrides[glob] = check_sparsity(value)
+        except ConfigError as exc:
+            raise ConfigError(f"--override {glob!r}: {exc}") from None
+        if isinstance(pattern, NM) and overrides[glob] not in (0.0, pattern.sparsity):
+            raise ConfigError(
+                f"pattern {pattern} fixes each layer's sparsity at {pattern.sparsity:g}; "
+                f"--override {glob!r} can only be 0 (dense), got {overrides[glob]:g}"
+            )
+    _check_globs(exclude, infos, "--exclude")
+    _check_globs(overrides, infos, "--override")
+
+    default_ends = keep_ends_dense is None
+    keep_ends = (not exclude and not overrides) if default_ends else bool(keep_ends_dense)
+    plan = _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope)
+    notes = []
+    if not plan.targets and keep_ends and default_ends:
+        # only the ends could be pruned: applying the default would leave nothing to do
+        keep_ends = False
+        plan = _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope)
+        notes.append("Leaving the first conv and the last classifier layer dense (the default) would leave nothing "
+                     "to prune, so they are pruned.")
+    if not plan.targets:
+        reasons = "; ".join(f"{n}: {r}" for n, r in list(plan.skipped.items())[:3])
+        more = f" (and {len(plan.skipped) - 3} more)" if len(plan.skipped) > 3 else ""
+        raise ConfigError(f"nothing to prune with pattern {pattern} at sparsity {p:g}: {reasons}{more}")
+    plan.notes = _notes(plan, infos, pattern, p, keep_ends, default_ends, overrides) + notes
+    return plan
+
+
+def _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope) -> LayerPlan:
+    plan = LayerPlan(pattern=str(pattern), sparsity=p, scope=scope)
+    first, last = _ends(infos) if keep_ends else (None, None)
+    why_ends = "(default)" if default_ends else "(--keep-ends)"
+    for name, info in infos.items():
+        excluded_by = next((g for g in exclude if _matches(g, info)), None)
+        override = next((g for g in reversed(list(overrides)) if _matches(g, info)), None)
+        if excluded_by is not None:
+            plan.skipped[name] = f"excluded by --exclude {excluded_by!r}"
+            continue
+        if override is not None and overrides[override] == 0.0:
+            plan.skipped[name] = f"override 0 ({override!r})"
+            continue
+        if override is None and name == first:
+            plan.skipped[name] = f"first conv kept dense {why_ends}"
+            continue
+        if override is None and name == last:
+            plan.skipped[name] = f"last classifier layer kept dense {why_ends}"
+            continue
+        reason = pattern.eligible(info)
+        if reason is not None:
+            plan.skipped[name] = reason
+            continue
+        if isinstance(pattern, NM):
+            target = pattern.sparsity
+        else:
+            target = overrides[override] if override is not None else p
+        if target == 0.0:
+            plan.skipped[name] = "sparsity 0"
+            continue
+        plan.targets[name] = target
+        if scope == "global" and override is None:
+            plan.global_pool.append(name)
+    return plan
+
+
+def _notes(plan, infos, pattern, p, keep_ends, default_ends, overrides) -> list[str]:
+    notes = []
+    if keep_ends:
+        first, last = _ends(infos)
+        ends = [f"the first conv ({first})" if first in plan.skipped else None,
+                f"the last classifier layer ({last})" if last in plan.skipped else None]
+        ends = [e for e in ends if e]
+        if ends:
+            subject = " and ".join(ends)
+            subject = subject[0].upper() + subject[1:]
+            verb = "are" if len(ends) > 1 else "is"
+            if default_ends:
+                text = (f"{subject} {verb} left dense by default (usually small, sensitive layers); pass --prune-ends "
+                        f"to prune them too (any --exclude or --override also turns this default off).")
+            else:
+                text = f"{subject} {verb} kept dense (--keep-ends)."
+            # a large head (e.g. a lane-detection FC) can dominate the model: say so
+            share = sum(infos[n].numel for n in (first, last) if n in plan.skipped) / sum(i.numel for i in infos.values())
+            if share >= LARGE_ENDS_SHARE:
+                holds = "They hold" if len(ends) > 1 else "It holds"
+                text += f" {holds} {share:.0%} of the prunable weights, so the model's overall sparsity stays low."
+            notes.append(text)
+    if isinstance(pattern, NM):
+        text = (f"Pattern {pattern} keeps {pattern.n} of every {pattern.m} weights along each pruned layer's "
+                f"input-channel (reduction) axis: sparsity {pattern.sparsity:g} per layer")
+        notes.append(text + (f"; the requested sparsity {p:g} does not apply." if p not in (0.0, pattern.sparsity) else "."))
+        if not pattern.min_channels:
+            narrow = [n for n in plan.targets if min(layer_channels(infos[n])) < TRT_SPARSE_MIN_CHANNELS]
+            if narrow:
+                notes.append(
+                    f"{len(narrow)} of {len(plan.targets)} pruned layers have fewer than {TRT_SPARSE_MIN_CHANNELS} input "
+                    f"or output channels; TensorRT usually runs such layers dense (pattern "
+                    f"{pattern}:min_channels={TRT_SPARSE_MIN_CHANNELS} leaves them unpruned)."
+                )
+    ineligible = [n for n, r in plan.skipped.items() if r == pattern.eligible(infos[n])]
+    if ineligible:
+        notes.append(f"{len(ineligible)} layer(s) stay dense because pattern {pattern} does not apply to them (reasons per layer).")
+    if overrides:
+        pruned = {g: v for g, v in overrides.items() if v > 0}
+        if pruned:
+            notes.append("Per-layer overrides: " + ", ".join(f"{g!r} -> {v:g}" for g, v in pruned.items()) + ".")
+    if plan.global_pool:
+        notes.append(
+            f"Global scope: one magnitude threshold over {len(plan.global_pool)} layers prunes {p:g} of their weights "
+            f"in total; each layer's own sparsity varies."
+        )
+    return notes
+
+
+def compute_masks(
+    weights: Mapping[str, torch.Tensor], infos: Mapping[str, WeightInfo], plan: LayerPlan, pattern: Pattern
+) -> dict[str, torch.Tensor]:
+    """Bool masks (True = kept) for every layer in `plan.targets`, in plan order."""
+    if str(pattern) != plan.pattern:
+        raise ValueError(f"the plan was made for pattern {plan.pattern!r}, not {str(pattern)!r}")
+    missing = [n for n in plan.targets if n not in weights]
+    if missing:
+        raise ValueError(f"no weight given for planned layer {missing[0]!r}")
+    masks: dict[str, torch.Tensor] = {}
+    if plan.global_pool and isinstance(pattern, Unstructured):
+        masks.update(global_masks({n: weights[n] for n in plan.global_pool}, plan.sparsity))
+    for name, target in plan.targets.items():
+        if name not in masks:
+            masks[name] = pattern.mask(weights[name], infos[name], target)
+    return {n: masks[n] for n in plan.targets}
+
+
+def apply_masks(params: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> None:
+    """Zero every pruned entry in place (exact +0.0, even where a weight is NaN or inf)."""
+    with torch.no_grad():
+        for name, mask in masks.items():
+            param = params[name]
+            if tuple(param.shape) != tuple(mask.shape):
+                raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, the tensor {tuple(param.shape)}")
+            param.masked_fill_(~mask.to(param.device), 0.0)

@@ -1,0 +1,103 @@
+"""Pattern names and the command-line spec grammar.
+
+Grammar (case-insensitive names; no spaces)::
+
+    PATTERN := NAME ( ":" OPTION )*  |  N ":" M ( ":" OPTION )*
+    OPTION  := VALUE                 positional: fills the pattern's positional options in order
+             | KEY "=" VALUE         any option by name
+
+    unstructured (alias irregular)   keep the largest |w| of each tensor
+    nm[:N:M]  or  N:M                N of every M along the reduction axis (default 2:4);
+                                     options allow_grouped=BOOL, min_channels=INT
+    filter[:ALIGN]                   whole output filters, kept count rounded to ALIGN
+    channel[:ALIGN]                  whole input channels, likewise
+    column                           columns of the [C_out, C_in·kh·kw] view
+
+Examples: "unstructured", "2:4", "1:4", "nm:1:4", "2:4:min_channels=256", "filter:8",
+"filter:align=8", "channel:align=16", "column". `str(pattern)` writes the canonical form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ..errors import ConfigError
+from .patterns import NM, Channel, Column, Filter, Pattern, Unstructured
+
+PATTERNS: dict[str, type[Pattern]] = {
+    "unstructured": Unstructured,
+    "nm": NM,
+    "filter": Filter,
+    "channel": Channel,
+    "column": Column,
+}
+ALIASES = {"irregular": "unstructured"}
+
+GRAMMAR_HINT = "unstructured, N:M (e.g. 2:4), nm:N:M, filter[:ALIGN], channel[:ALIGN], column"
+
+
+def get_pattern(name: str, **options) -> Pattern:
+    """The pattern called `name` ("unstructured", "nm", "filter", "channel", "column") with `options`."""
+    key = ALIASES.get(name.lower(), name.lower())
+    cls = PATTERNS.get(key)
+    if cls is None:
+        raise ConfigError(f"unknown sparsity pattern {name!r}; choose one of: {GRAMMAR_HINT}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ConfigError(f"pattern {key!r} has no option {unknown[0]!r} (options: {allowed})")
+    return cls(**options)
+
+
+def parse_pattern(spec: str) -> Pattern:
+    """A Pattern from a command-line spec such as "2:4", "nm:1:4", "filter:align=8" (module doc)."""
+    text = str(spec).strip()
+    parts = text.split(":")
+    if not text or any(p == "" for p in parts):
+        raise ConfigError(f"bad sparsity pattern {spec!r}; expected one of: {GRAMMAR_HINT}")
+    if parts[0].isdigit():  # "N:M[:options]"
+        name, values = "nm", parts
+    else:
+        name, values = parts[0], parts[1:]
+    key = ALIASES.get(name.lower(), name.lower())
+    cls = PATTERNS.get(key)
+    if cls is None:
+        raise ConfigError(f"unknown sparsity pattern {name!r} in {spec!r}; choose one of: {GRAMMAR_HINT}")
+    types = {f.name: type(f.default) for f in fields(cls)}
+    options: dict[str, object] = {}
+    positional = list(cls.positional)
+    for value in values:
+        if "=" in value:
+            option, _, raw = value.partition("=")
+            option = option.strip().lower()
+        elif positional:
+            option, raw = positional[0], value
+        else:
+            raise ConfigError(f"pattern {key!r} takes no positional value, got {value!r} in {spec!r}")
+        if option not in types:
+            allowed = ", ".join(types) or "none"
+            raise ConfigError(f"pattern {key!r} has no option {option!r} in {spec!r} (options: {allowed})")
+        if option in options:
+            raise ConfigError(f"option {option!r} given twice in {spec!r}")
+        if option in positional:
+            positional = positional[positional.index(option) + 1:]
+        options[option] = _convert(raw, types[option], option, spec)
+    return cls(**options)
+
+
+def _convert(raw: str, kind: type, option: str, spec: str):
+    raw = raw.strip()
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"option {option!r} in {spec!r} must be true or false, got {raw!r}")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"option {option!r} in {spec!r} must be an integer, got {raw!r}") from None
+    return raw

@@ -1,0 +1,85 @@
+"""One epoch of masked training, and the hooks methods use to shape it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..objectives.base import Objective
+from .masks import MaskSet
+
+
+class TrainingHooks:
+    """What a method adds to the shared loop. Every hook is optional.
+
+    extra_loss: a penalty added to the objective (SLR/ADMM's augmented Lagrangian terms).
+    after_step: runs after each optimizer step and mask application (gradual pruning).
+    end_epoch: runs after each epoch; its dict goes into the optimisation trace.
+    state_dict/load_state_dict: whatever must survive an interruption.
+    """
+
+    def extra_loss(self, module) -> torch.Tensor | None:
+        return None
+
+    def after_step(self, step: int) -> None:
+        pass
+
+    def end_epoch(self, epoch: int) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    seed: int = 0
+
+
+def loader_for_epoch(dataset, batch_size: int, seed: int, step_index: int, epoch: int) -> DataLoader:
+    """A loader whose shuffle depends only on (seed, phase, epoch): resuming replays it exactly."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step_index * 1_009 + epoch)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=0)
+
+
+def train_one_epoch(
+    module, objective: Objective, loader: DataLoader, optimizer, scheduler, *,
+    teacher=None, masks: MaskSet | None = None, hooks: TrainingHooks | None = None,
+    step: int = 0, progress=None,
+) -> tuple[float, int]:
+    """Returns (mean loss, global step after the epoch)."""
+    hooks = hooks or TrainingHooks()
+    module.train()
+    total, count = 0.0, 0
+    for batch in loader:
+        x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
+        outputs = module(x)
+        teacher_outputs = None
+        if objective.needs_teacher:
+            with torch.no_grad():
+                teacher_outputs = teacher(x)
+        loss = objective.loss(outputs, labels, teacher_outputs)
+        extra = hooks.extra_loss(module)
+        objective_loss = float(loss.detach())
+        if extra is not None:
+            loss = loss + extra
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if masks:
+            masks.apply(module)  # pruned weights stay exactly zero
+        step += 1
+        hooks.after_step(step)
+        total += objective_loss * x.shape[0]
+        count += x.shape[0]
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{objective_loss:.4f}")
+    return total / max(count, 1), step

@@ -1,0 +1,139 @@
+"""A resumable sequence of steps: one-off steps (prune once) and training phases.
+
+A method describes its run as calls to `once(name, fn)` and `train(name, epochs, ...)`. The
+session numbers those calls; after every one-off step and every epoch it writes a checkpoint
+with the module's weights, the step results, the optimizer and hook state and the position.
+On `resume`, completed steps return their stored results without running, and the interrupted
+phase continues from its next epoch with the same data order, so the final weights equal
+those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from ..objectives.base import Objective, evaluate
+from .checkpoint import Checkpoint
+from .loop import TrainConfig, TrainingHooks, loader_for_epoch, train_one_epoch
+from .masks import MaskSet
+from .optim import OptimizerConfig, build_optimizer
+
+
+class Session:
+    def __init__(
+        self, module, objective: Objective, train_data, val_data, *, teacher=None,
+        config: TrainConfig = TrainConfig(), checkpoint: Checkpoint | None = None, resume: bool = False,
+        progress: bool = False, log: Callable[[str], None] | None = None,
+    ):
+        self.module = module
+        self.objective = objective
+        self.train_data = train_data
+        self.val_data = val_data
+        self.teacher = teacher
+        self.config = config
+        self.checkpoint = checkpoint
+        self.progress = progress
+        self.log = log or (lambda message: None)
+        self.results: dict[str, object] = {}  # one-off step results by name
+        self.trace: list[dict] = []  # one record per epoch, across phases
+        self._index = 0  # number of steps started so far
+        self._position = (0, 0)  # (step index, epochs done in it) to resume from
+        self._saved: dict = {}
+        if resume and checkpoint is not None and checkpoint.exists():
+            self._saved = checkpoint.load()
+            module.load_state_dict(self._saved["module"])
+            self.results = self._saved["results"]
+            self.trace = self._saved["trace"]
+            self._position = tuple(self._saved["position"])
+            self.log(f"resuming from {checkpoint.path} (step {self._position[0] + 1}, epoch {self._position[1]})")
+
+    # ---- steps -------------------------------------------------------------------------------
+    def once(self, name: str, fn: Callable[[], object]):
+        """Run `fn` once; on resume past this step, return its stored result instead.
+
+        Only the module's weights and the returned value survive an interruption: `fn` must
+        not have other side effects that later steps rely on.
+        """
+        index = self._next()
+        if index < self._position[0]:
+            return self.results[name]
+        value = fn()
+        self.results[name] = value
+        self._save(position=(index + 1, 0))
+        return value
+
+    def train(
+        self, name: str, epochs: int, optimizer: OptimizerConfig, *, masks: MaskSet | None = None,
+        hooks: TrainingHooks | None = None, evaluate_epochs: bool = True,
+    ) -> list[dict]:
+        """`epochs` epochs of masked training with a fresh optimizer; returns this phase's trace."""
+        index = self._next()
+        hooks = hooks or TrainingHooks()
+        if index < self._position[0] or epochs <= 0:
+            return [r for r in self.trace if r["phase"] == name]
+        loader_len = len(loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, 0))
+        opt, sched = build_optimizer(self.module.parameters(), optimizer, total_steps=epochs * loader_len)
+        start = 0
+        if index == self._position[0] and self._position[1] > 0:
+            start = self._position[1]
+            opt.load_state_dict(self._saved["optimizer"])
+            sched.load_state_dict(self._saved["scheduler"])
+            hooks.load_state_dict(self._saved["hooks"])
+            if masks is not None and self._saved.get("masks") is not None:
+                masks.masks = MaskSet.from_state_dict(self._saved["masks"]).masks
+        if masks:
+            masks.apply(self.module)
+        step = start * loader_len
+        for epoch in range(start, epochs):
+            loader = loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, epoch)
+            bar = tqdm(total=len(loader), desc=f"{name} {epoch + 1}/{epochs}", leave=False, file=sys.stderr,
+                       disable=not self.progress, dynamic_ncols=True)
+            loss, step = train_one_epoch(
+                self.module, self.objective, loader, opt, sched,
+                teacher=self.teacher, masks=masks, hooks=hooks, step=step, progress=bar,
+            )
+            bar.close()
+            record = {"phase": name, "epoch": epoch + 1, "train_loss": loss, "lr": sched.get_last_lr()[0]}
+            record.update(hooks.end_epoch(epoch + 1))
+            if evaluate_epochs and self.val_data is not None and len(self.val_data):
+                record.update({f"val_{k}": v for k, v in self.evaluate(self.module).items()})
+            self.trace.append(record)
+            self.log(_describe(record, epochs))
+            self._save(position=(index, epoch + 1), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                       hooks=hooks.state_dict(), masks=masks.state_dict() if masks is not None else None)
+        self._save(position=(index + 1, 0))
+        return [r for r in self.trace if r["phase"] == name]
+
+    def evaluate(self, model) -> dict[str, float]:
+        loader = torch.utils.data.DataLoader(self.val_data, batch_size=max(self.config.batch_size, 256))
+        return evaluate(model, loader, self.objective, self.teacher)
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _next(self) -> int:
+        index = self._index
+        self._index += 1
+        return index
+
+    def _save(self, position, **extra) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.save({
+            "position": position,
+            "module": self.module.state_dict(),
+            "results": self.results,
+            "trace": self.trace,
+            **extra,
+        })
+
+
+def _describe(record: dict, epochs: int) -> str:
+    parts = [f"{record['phase']} epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}"]
+    for key, value in record.items():
+        if key.startswith("val_") and isinstance(value, float):
+            label = key[4:]
+            parts.append(f"{label} {value:.2%}" if label in ("accuracy", "top1_agreement") else f"{label} {value:.4g}")
+    return ", ".join(parts)

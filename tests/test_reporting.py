@@ -1,0 +1,176 @@
+"""compressor.reporting: report.md with its PNG figures, and the console summary."""
+
+from __future__ import annotations
+
+import copy
+import json
+import struct
+
+import pytest
+
+from compressor.reporting import console_summary, render_markdown, write_markdown_report
+from compressor.reporting.formatting import main_metric, metric_delta, metric_value
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _layer(name, op, shape, target, sparsity, note=None):
+    params = 1
+    for d in shape:
+        params *= d
+    return {"name": name, "node": name.removesuffix(".weight"), "op": op, "shape": shape, "params": params,
+            "target": target, "sparsity": sparsity, "note": note}
+
+
+def _stats(p50, p90):
+    return {"mean_ms": p50 * 1.05, "p50_ms": p50, "p90_ms": p90, "p99_ms": p90 * 1.2, "min_ms": p50 * 0.9,
+            "max_ms": p90 * 1.3, "runs": 30, "threads": 2, "batch": 1}
+
+
+@pytest.fixture
+def report():
+    """A report as the pipeline writes it (every optional key present)."""
+    return {
+        "method": "magnitude", "pattern": "unstructured", "scope": "layer", "target_sparsity": 0.9, "sparsity": 0.9001,
+        "model": "models/net.onnx",
+        "params": {"total": 11689512, "nonzero": 1530012, "prunable": 11679912, "prunable_nonzero": 1520412},
+        "compression_ratio": 7.64,
+        "layers": [
+            _layer("conv1.weight", "Conv", [64, 3, 7, 7], None, 0.0, "first conv left dense by default"),
+            _layer("layer1.0.conv1.weight", "Conv", [64, 64, 3, 3], 0.9, 0.9),
+            _layer("layer1.0.conv2|odd name", "Conv", [64, 64, 3, 3], 0.9, 0.8999),
+            _layer("fc.weight", "Gemm", [10, 512], None, 0.0, "last classifier left dense by default"),
+        ],
+        "metrics": {"dense": {"accuracy": 0.982, "loss": 0.05}, "compressed": {"accuracy": 0.978, "loss": 0.061},
+                    "split": "validation (1000 samples)", "kind": "task"},
+        "one_shot_metrics": {"accuracy": 0.61, "loss": 1.2},
+        "export_parity": 1.2e-06,
+        "latency_ms": {"dense": _stats(3.21, 3.5), "compressed": _stats(3.15, 3.4), "speedup": 1.019,
+                       "device": "CPU (onnxruntime 1.31.1, 2 threads)"},
+        "file_bytes": {"dense": 46861312, "compressed": 46870000},
+        "timings": {"import_s": 0.8, "prune_s": 0.1, "train_s": 30.2, "export_s": 1.1, "evaluate_s": 2.0,
+                    "latency_s": 4.0, "total_s": 38.2},
+        "outputs": {"onnx": "out/model.onnx", "report_json": "out/report.json", "report_md": "out/report.md"},
+        "data": {"description": "digits, 8x8 greyscale", "train": 1437, "val": 360, "labelled": True},
+        "training": {"epochs": 3, "optimizer": "adam", "lr": 0.001},
+        "notes": ["first conv left dense by default", "no labelled data: metrics are fidelity to the dense model"],
+        "trace": [{"phase": "finetune", "epoch": e, "train_loss": 1.0 / e, "val_accuracy": 0.9 + 0.02 * e} for e in (1, 2, 3)],
+    }
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_markdown_and_figures_written(report, tmp_path):
+    md_path = write_markdown_report(report, tmp_path)
+    assert md_path == tmp_path / "report.md"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "sparsity.png", "trace.png"]  # no temp files left
+    for png in ("sparsity.png", "trace.png"):
+        width, height = _png_size(tmp_path / png)
+        assert width > 400 and height > 200
+    md = md_path.read_text(encoding="utf-8")
+    for expected in [
+        "# Compression report: magnitude, unstructured",
+        "| accuracy | 98.20% | 97.80% | -0.40 pp |",
+        "| loss | 0.05 | 0.061 | +0.011 |",
+        "| accuracy, after pruning before fine-tuning | 98.20% | 61.00% | -37.20 pp |",
+        "| parameters, total | 11,689,512 | 11,689,512 |",
+        "| parameters, nonzero | — | 1,530,012 |",
+        "| compression ratio (total / nonzero) | — | 7.64× |",
+        "| ONNX file size | 44.69 MiB | 44.70 MiB | +0.0% |",
+        "| latency p50 (CPU) | 3.210 ms | 3.150 ms | 1.02× speed-up |",
+        "| latency p90 (CPU) | 3.500 ms | 3.400 ms |",
+        "not smaller on disk",  # lesson 7: say why the file did not shrink
+        "CPU (onnxruntime 1.31.1, 2 threads): host wall time",
+        "max relative error **1.20e-06**",
+        "![Per-layer sparsity](sparsity.png)",
+        "| 1 | `conv1.weight` | Conv | 64×3×7×7 | 9,408 | dense | 0.00% | first conv left dense by default |",
+        "| 2 | `layer1.0.conv1.weight` | Conv | 64×64×3×3 | 36,864 | 90.0% | 90.00% |  |",
+        "`layer1.0.conv2\\|odd name`",  # a pipe in a name must not split the table cell
+        "![Optimisation trace](trace.png)",
+        "| finetune | 3 | 0.3333 | 96.00% |",
+        "- Data: digits, 8x8 greyscale (1,437 train, 360 val, labelled)",
+        "- Training: epochs 3, optimizer adam, lr 0.001",
+        "- no labelled data: metrics are fidelity to the dense model",
+        "| train | 30.20 s |",
+        "| total | 38.20 s |",
+        "- compressed model: `out/model.onnx`",
+    ]:
+        assert expected in md, expected
+    # sections in reading order
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings == ["## Summary", "## Latency", "## Export parity", "## Layers", "## Optimisation trace",
+                        "## Data and training", "## Notes", "## Timings", "## Outputs"]
+
+
+def test_rewrite_replaces_and_json_round_trip_renders_the_same(report, tmp_path):
+    (tmp_path / "report.md").write_text("old")
+    write_markdown_report(report, tmp_path)
+    first = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert first != "old"
+    assert render_markdown(json.loads(json.dumps(report)), {"sparsity.png", "trace.png"}) == first
+
+
+def test_report_without_optional_keys(tmp_path):
+    md_path = write_markdown_report({"method": "magnitude", "pattern": "2:4"}, tmp_path)
+    md = md_path.read_text(encoding="utf-8")
+    assert md.startswith("# Compression report: magnitude, 2:4")
+    assert "##" not in md and "png" not in md
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    assert console_summary({}).strip() == "compression"
+
+
+def test_missing_sections_are_left_out(report, tmp_path):
+    for key in ("trace", "latency_ms", "one_shot_metrics", "export_parity", "data", "training", "notes"):
+        del report[key]
+    report["metrics"]["compressed"]["loss"] = None  # an unavailable value renders as a dash
+    md = write_markdown_report(report, tmp_path).read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "sparsity.png"]
+    assert "## Latency" not in md and "trace" not in md and "## Notes" not in md and "## Export parity" not in md
+    assert "| loss | 0.05 | — |  |" in md
+
+
+def test_several_training_phases_plot(report, tmp_path):
+    report["trace"] = [{"phase": "admm", "epoch": e, "train_loss": 2.0 / e, "residual": 1.0 / e} for e in (1, 2)]
+    report["trace"] += [{"phase": "finetune", "epoch": e, "train_loss": 0.5 / e} for e in (1, 2)]
+    md = write_markdown_report(report, tmp_path).read_text(encoding="utf-8")
+    assert _png_size(tmp_path / "trace.png")[0] > 400
+    assert "| phase | epoch | train_loss | residual |" in md
+    assert "| finetune | 2 | 0.25 | — |" in md
+
+
+def test_console_summary_has_the_key_figures(report):
+    report["outputs"]["plots"] = ["out/sparsity.png", "out/trace.png"]
+    text = console_summary(report)
+    lines = text.splitlines()
+    assert len(lines) <= 14 and text.isascii()
+    assert lines[0] == "magnitude, unstructured, layer scope: net.onnx"
+    for expected in [
+        "target 90.0%, achieved 90.01% of prunable weights",
+        "11.69M total, 1.53M nonzero (7.64x compression)",
+        "accuracy       98.20% -> 97.80% (-0.40 pp), validation (1000 samples)",
+        "3.210 ms -> 3.150 ms (1.02x speed-up)",
+        "CPU (onnxruntime 1.31.1, 2 threads)",
+        "44.69 MiB -> 44.70 MiB",
+        "1.20e-06 max relative error",
+        "model          out/model.onnx",
+        "report         out/report.md (+ report.json, sparsity.png, trace.png)",
+    ]:
+        assert expected in text, expected
+
+
+def test_fidelity_metrics():
+    metrics = {"dense": {"loss": 0.0, "relative_l2": 0.0, "top1_agreement": 1.0, "cosine": 1.0},
+               "compressed": {"loss": 0.3, "relative_l2": 0.082, "top1_agreement": 0.93, "cosine": 0.9966}}
+    assert main_metric(metrics) == "top1_agreement"  # agreement leads, even listed after loss
+    assert main_metric({"dense": {"loss": 1.0}, "compressed": {"loss": 2.0}}) == "loss"
+    assert main_metric({"dense": {"accuracy": 0.9}, "compressed": {}}) is None
+    assert metric_value("top1_agreement", 0.93) == "93.00%"
+    assert metric_value("cosine", 0.9966) == "0.9966"  # a fraction, but not a percentage
+    assert metric_delta("top1_agreement", 1.0, 0.93) == "-7.00 pp"
+    assert metric_delta("relative_l2", 0.0, 0.082) == "+0.082"
+    summary = console_summary({"method": "slr", "metrics": {**copy.deepcopy(metrics), "split": "random inputs (64 samples)"}})
+    assert "top1_agreement  100.00% -> 93.00% (-7.00 pp), random inputs (64 samples)" in summary
