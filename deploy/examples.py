@@ -86,12 +86,14 @@ def digits_images(size: int = DIGITS_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
 def digits_split(
     seed: int = 0, test_fraction: float = 0.2, size: int = DIGITS_SIZE
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x_train, y_train, x_test, y_test)``: the first ``round(test_fraction * N)`` indices of
-    ``numpy.random.default_rng(seed).permutation(N)`` are the test set, the rest train."""
+    """``(x_train, y_train, x_test, y_test)``, split exactly as the compress pipeline splits its
+    data (`compressor.data.split_indices`: the last ``round(test_fraction * N)`` indices of
+    ``numpy.random.default_rng(seed).permutation(N)`` are held out). So `compress` on this example
+    with its default --val-fraction and --seed validates on images the model never trained on."""
+    from compressor.data import split_indices
+
     x, y = digits_images(size)
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
-    n_test = round(test_fraction * len(y))
-    test, train = order[:n_test], order[n_test:]
+    train, test = split_indices(len(y), test_fraction, seed)
     return x[train], y[train], x[test], y[test]
 
 
