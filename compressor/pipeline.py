@@ -166,6 +166,9 @@ class Pipeline:
             metadata={"method": opts.method, "pattern": opts.pattern, "target_sparsity": str(opts.sparsity)}))
         latency = self._timed("latency_s", lambda: self._latency(export.path, input_name, sample[:1]))
         layers, params = _file_statistics(export.path, module, plan)
+        _, dense_params = _file_statistics(self.path, module, plan)
+        params["dense_nonzero"] = dense_params["nonzero"]
+        params["dense_prunable_nonzero"] = dense_params["prunable_nonzero"]
         report = {
             "method": opts.method,
             "pattern": opts.pattern,

@@ -84,7 +84,7 @@ def sparsity_figure(report: Mapping):
         step = math.ceil(n / 40)
         ax.set_xticks(range(0, n, step), [str(i + 1) for i in range(0, n, step)], fontsize=7)
     ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    ax.set_title(_sparsity_title(report), fontsize=10)
+    figure.suptitle(_sparsity_title(report), fontsize=10, wrap=True)  # a figure title is not clipped by the legend
     return figure
 
 
