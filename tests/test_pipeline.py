@@ -179,3 +179,24 @@ def test_bad_options_give_one_line(tmp_path):
     ]:
         result = cli(EXAMPLE, *args, "-q", "-o", tmp_path / "o")
         assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_gradual_schedule_ramps_to_the_exact_target(tmp_path):
+    report = compress(EXAMPLE, method="magnitude", sparsity=0.8, schedule="gradual", epochs=3, limit=600,
+                      output=tmp_path / "g", **QUIET)
+    ramps = [record["ramp"] for record in report["trace"]]
+    assert ramps == sorted(ramps) and ramps[-1] == 1.0 and ramps[0] < 1.0  # cubic ramp, done by the end
+    for layer in report["layers"]:
+        if layer["target"] is not None:
+            assert layer["sparsity"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_dynamic_spatial_input_needs_input_shape(tmp_path):
+    model = conv_gemm_model()
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    path = tmp_path / "dyn.onnx"
+    onnx.save_model(model, str(path))
+    result = cli(path, "-q", "-o", tmp_path / "o")
+    assert result.returncode == 2 and "input 'x' has dynamic dimensions Nx3xHx8" in result.stderr
+    ok = cli(path, "-q", "--input-shape", "1x3x8x8", "--prune-ends", "-o", tmp_path / "o", "--latency-runs", "5")
+    assert ok.returncode == 0, ok.stderr
