@@ -39,13 +39,22 @@ class CompressOptions:
     overrides: dict[str, float] = field(default_factory=dict)
     keep_ends_dense: bool | None = None
     data: str | None = None
+    val_data: str | None = None  # separate validation data; otherwise --val-fraction of --data
     preprocess: str | None = None
     val_fraction: float = 0.2
     batch_size: int = 64
     limit: int | None = None
     input_shapes: dict[str, list[int]] | None = None
     epochs: int | None = None  # None: 3 with training data, 0 without
+    retrain_epochs: int | None = None  # masked retraining after hard pruning (None: the method's default)
     schedule: str = "oneshot"
+    # method-specific options (None: the method's default; a method refuses options it does not take)
+    rho: float | None = None
+    slr_M: float | None = None
+    slr_r: float | None = None
+    slr_s0: float | None = None
+    admm_interval: int | None = None
+    condition_batches: int | None = None
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -114,10 +123,22 @@ class Pipeline:
                 data_spec, input_shape=shape, input_dtype=dtype,
                 preprocess=parse_preprocess(preprocess) if preprocess else None,
                 num_classes=num_classes, limit=opts.limit, seed=opts.seed))
-            train_idx, val_idx = split_indices(len(dataset), opts.val_fraction, opts.seed)
-            train_data, val_data = dataset.subset(train_idx), dataset.subset(val_idx)
             labelled = dataset.labelled
-            data_info = {"description": dataset.description, "train": len(train_idx), "val": len(val_idx), "labelled": labelled}
+            if opts.val_data is not None:
+                train_data = dataset
+                val_data = self._timed("data_s", lambda: load_dataset(
+                    opts.val_data, input_shape=shape, input_dtype=dtype,
+                    preprocess=parse_preprocess(preprocess) if preprocess else None,
+                    num_classes=num_classes, seed=opts.seed))
+                if val_data.labelled != labelled:
+                    raise DataError("--data and --val-data must both have labels or both have none")
+            else:
+                train_idx, val_idx = split_indices(len(dataset), opts.val_fraction, opts.seed)
+                train_data, val_data = dataset.subset(train_idx), dataset.subset(val_idx)
+            data_info = {"description": dataset.description, "train": len(train_data), "val": len(val_data),
+                         "labelled": labelled}
+            if opts.val_data is not None:
+                data_info["val_description"] = val_data.description
         else:
             if method.requires_data():
                 raise DataError(f"method {opts.method!r} with these options trains the model: give --data (or --epochs 0 for one-shot pruning)")
@@ -155,6 +176,9 @@ class Pipeline:
         ctx = PruneContext(module=module, plan=plan, pattern=pattern, session=session, log=self.log)
         masks = self._timed("method_s", lambda: method.run(ctx))
         masks.apply(module)
+        for name, mask in masks.masks.items():  # pruned entries must be exact zeros before export
+            if torch.count_nonzero(module.parameter(name).detach()[~mask]):
+                raise RuntimeError(f"pruned entries of {name} are not zero after {opts.method}")
         compressed_metrics = self._timed("evaluate_s", lambda: session.evaluate(module))
 
         # ---- export, measure, report -------------------------------------------------------------
@@ -179,7 +203,7 @@ class Pipeline:
             "compression_ratio": params["total"] / max(params["nonzero"], 1),
             "layers": layers,
             "metrics": {"dense": dense_metrics, "compressed": compressed_metrics, "kind": objective.kind,
-                        "split": f"{'validation' if train_data is not None else 'random inputs'} ({len(val_data)} samples)"},
+                        "split": f"{_split_name(train_data, opts)} ({len(val_data)} samples)"},
             "export_parity": export.parity.max_relative_error,
             "latency_ms": latency,
             "file_bytes": {"dense": _file_bytes(self.path), "compressed": export.file_bytes},
@@ -208,7 +232,10 @@ class Pipeline:
         epochs = opts.epochs if opts.epochs is not None else (3 if has_data else 0)
         optimizer = OptimizerConfig(name=opts.optimizer, lr=opts.lr, momentum=opts.momentum,
                                     weight_decay=opts.weight_decay, schedule=opts.lr_schedule)
-        return {"epochs": epochs, "schedule": opts.schedule, "optimizer": optimizer}
+        options = {"epochs": epochs, "schedule": opts.schedule, "optimizer": optimizer}
+        for key in ("retrain_epochs", "rho", "slr_M", "slr_r", "slr_s0", "admm_interval", "condition_batches"):
+            options[key] = getattr(opts, key)
+        return options
 
     def _latency(self, compressed_path: Path, input_name: str, sample: torch.Tensor) -> dict:
         from deploy.latency import device_description, measure_onnxruntime_latency, speedup
@@ -222,6 +249,12 @@ class Pipeline:
             "speedup": speedup(stats["dense"], stats["compressed"]),
             "device": device_description(stats["dense"].threads),
         }
+
+
+def _split_name(train_data, opts: CompressOptions) -> str:
+    if train_data is None:
+        return "random inputs"
+    return "--val-data" if opts.val_data is not None else "validation split"
 
 
 def _check_options(opts: CompressOptions) -> None:

@@ -130,6 +130,7 @@ def test_reference_output_shapes():
         "ufld-tiny": (1, 11, 8, 4),
         "lenet5": (1, 10),
         "lenet300": (1, 10),
+        "small-resnet": (1, 10),
     }
     assert set(expected) == set(REFERENCE_MODELS)
     for name, (builder, input_shape) in REFERENCE_MODELS.items():

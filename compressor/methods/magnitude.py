@@ -43,6 +43,7 @@ class MagnitudePruning(Method):
     @dataclass(frozen=True)
     class Config:
         epochs: int = 0
+        retrain_epochs: int = 0  # more fine-tuning epochs (same phase), so budgets compare with SLR/ADMM
         schedule: str = "oneshot"  # oneshot | gradual
         optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
         prune_every: int = 0  # gradual: optimizer steps between mask updates (0 = 4 per epoch)
@@ -57,7 +58,11 @@ class MagnitudePruning(Method):
                 raise ConfigError(f"ramp fraction must be in (0, 1], got {self.ramp_fraction}")
 
     def requires_data(self) -> bool:
-        return self.config.epochs > 0
+        return self.training_epochs > 0
+
+    @property
+    def training_epochs(self) -> int:
+        return self.config.epochs + self.config.retrain_epochs
 
     def run(self, ctx: PruneContext) -> MaskSet:
         if self.config.schedule == "gradual":
@@ -71,7 +76,7 @@ class MagnitudePruning(Method):
         pruned = session.once("prune", prune_once)
         ctx.record["one_shot_metrics"] = pruned["metrics"]
         masks = MaskSet(pruned["masks"])
-        session.train("finetune", self.config.epochs, self.config.optimizer, masks=masks)
+        session.train("finetune", self.training_epochs, self.config.optimizer, masks=masks)
         return masks
 
     def _gradual(self, ctx: PruneContext) -> MaskSet:
@@ -79,12 +84,12 @@ class MagnitudePruning(Method):
             raise ConfigError("--schedule gradual ramps unstructured sparsity; use --pattern unstructured")
         session = ctx.session
         steps_per_epoch = len(torch.utils.data.DataLoader(session.train_data, batch_size=session.config.batch_size))
-        total = self.config.epochs * steps_per_epoch
+        total = self.training_epochs * steps_per_epoch
         ramp = max(int(self.config.ramp_fraction * total), 1)
         every = self.config.prune_every or max(steps_per_epoch // 4, 1)
         masks = MaskSet({n: torch.ones_like(ctx.module.parameter(n), dtype=torch.bool) for n in ctx.plan.targets})
         hooks = GradualHooks(ctx, masks, ramp, every)
-        session.train("gradual", self.config.epochs, self.config.optimizer, masks=masks, hooks=hooks)
+        session.train("gradual", self.training_epochs, self.config.optimizer, masks=masks, hooks=hooks)
         if hooks.fraction < 1.0:  # the ramp always ends at the target, even on short runs
             masks.update(prune_to_plan(ctx.module, ctx.plan, ctx.pattern))
         return masks

@@ -71,6 +71,8 @@ def train_one_epoch(
             loss = loss + extra
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if masks:
+            masks.mask_gradients(module)
         optimizer.step()
         scheduler.step()
         if masks:

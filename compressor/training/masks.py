@@ -26,6 +26,14 @@ class MaskSet:
         for name, mask in self.masks.items():
             module.parameter(name).mul_(mask)
 
+    @torch.no_grad()
+    def mask_gradients(self, module) -> None:
+        """Zero the gradients of pruned weights (before each step), so no optimizer state builds up there."""
+        for name, mask in self.masks.items():
+            grad = module.parameter(name).grad
+            if grad is not None:
+                grad.mul_(mask)
+
     def kept(self) -> int:
         return sum(int(m.sum()) for m in self.masks.values())
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from .lenet import LeNet5, LeNet300
 from .resnet import ResNet, ResNetBackbone, resnet, resnet18, resnet34, resnet_backbone
+from .small_resnet import SmallResNet
 from .ufld import UFLD, ufld
 from .yolo import YOLO, yolo
 
@@ -73,6 +74,7 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {
     ),
     "lenet5": ReferenceModel(LeNet5, (1, 1, 28, 28)),
     "lenet300": ReferenceModel(LeNet300, (1, 1, 28, 28)),
+    "small-resnet": ReferenceModel(SmallResNet, (1, 1, 28, 28)),
 }
 
 
