@@ -15,10 +15,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
-# The main job on the embedded default: prune the committed LeNet-5 (trained on scikit-learn's
+# The main job on the embedded default: prune the committed LeNet-5 with SLR (trained on scikit-learn's
 # digits, which its metadata names as its data) and report accuracy, sparsity and latency.
 demo: install
-	$(BIN)/compress examples/lenet5_digits.onnx --method magnitude
+	$(BIN)/compress examples/lenet5_digits.onnx --method slr
 
 test: install
 	$(BIN)/python -m pytest -q

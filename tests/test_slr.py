@@ -151,3 +151,35 @@ def test_magnitude_refuses_slr_options(tmp_path):
 
     with pytest.raises(ConfigError, match="does not take --rho"):
         compress(EXAMPLE, method="magnitude", rho=0.5, output=tmp_path / "x", **QUIET)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_slr_resumes_mid_phase_with_multipliers_and_step_size(tmp_path, monkeypatch):
+    from compressor.methods import slr
+
+    options = dict(method="slr", sparsity=0.9, epochs=3, retrain_epochs=1, limit=400, keep_ends_dense=False, **QUIET)
+    straight = compress(EXAMPLE, output=tmp_path / "straight", **options)
+
+    original = slr.SLRHooks.block
+
+    def crashing_block(self, weights, epoch):
+        if epoch == 2:
+            raise Crash  # dies after epoch 2's W-step; the checkpoint holds epoch 1 and its block
+        return original(self, weights, epoch)
+
+    monkeypatch.setattr(slr.SLRHooks, "block", crashing_block)
+    with pytest.raises(Crash):
+        compress(EXAMPLE, output=tmp_path / "resumed", **options)
+    assert (tmp_path / "resumed" / "checkpoint.pt").exists()
+    monkeypatch.setattr(slr.SLRHooks, "block", original)
+    resumed = compress(EXAMPLE, output=tmp_path / "resumed", resume=True, **options)
+
+    assert [r.get("s") for r in resumed["trace"]] == [r.get("s") for r in straight["trace"]]
+    assert [r.get("k") for r in resumed["trace"]] == [r.get("k") for r in straight["trace"]]
+    a = {i.name: numpy_helper.to_array(i) for i in onnx.load(straight["outputs"]["onnx"]).graph.initializer}
+    b = {i.name: numpy_helper.to_array(i) for i in onnx.load(resumed["outputs"]["onnx"]).graph.initializer}
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name

@@ -27,7 +27,7 @@ BLOCKS_PER_STAGE = 2
 class SmallResNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, widths: tuple[int, ...] = STAGE_WIDTHS) -> None:
         super().__init__()
-        self.conv1 = conv3x3(in_channels, widths[0])
+        self.conv1 = conv3x3(in_channels, widths[0], stride=2)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         stages = []
