@@ -3,8 +3,6 @@ numbers, plus the run structure through the pipeline."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
 import pytest

@@ -50,41 +50,45 @@ def slr_block(state: dict, weights: Tensors, f_weights: float, projection: Calla
     surrogate_new = f_weights + float(penalty(weights, z, u, rho))
     surrogate_old = state["f_bar"] + float(penalty(state["W_bar"], z, u, rho))
     c1 = surrogate_new < surrogate_old
-    if c1:
-        state["s"] = scaled_step(state["s"], state["k"], M, r, frobenius_sum(state["W_bar"], z), frobenius_sum(weights, z))
-        for n in lam:
-            lam[n] = lam[n] + state["s"] * (weights[n] - z[n])
-        state["k"] += 1
-        state["W_bar"] = {n: w.clone() for n, w in weights.items()}
-        state["f_bar"] = f_weights
+    if c1:  # half step
+        _take_step(state, weights, f_weights, previous=frobenius_sum(state["W_bar"], z), z=z, M=M, r=r)
     # Z-step: the exact minimiser over the feasible set
     u = {n: lam[n] / rho for n in lam}
     z_old = z
     z = projection({n: weights[n] + u[n] for n in weights})
     c2 = float(penalty(weights, z, u, rho)) < float(penalty(weights, z_old, u, rho))
-    if c2:
-        state["s"] = scaled_step(state["s"], state["k"], M, r, frobenius_sum(state["W_bar"], z_old), frobenius_sum(weights, z))
-        for n in lam:
-            lam[n] = lam[n] + state["s"] * (weights[n] - z[n])
-        state["k"] += 1
-        state["W_bar"] = {n: w.clone() for n, w in weights.items()}
-        state["f_bar"] = f_weights
+    if c2:  # full step
+        _take_step(state, weights, f_weights, previous=frobenius_sum(state["W_bar"], z_old), z=z, M=M, r=r)
     state["Z"] = z
     state["U"] = {n: lam[n] / rho for n in lam}
     return {"c1": c1, "c2": c2, "surrogate": surrogate_new, "surrogate_prev": surrogate_old}
+
+
+def _take_step(state: dict, weights: Tensors, f_weights: float, previous: float, z: Tensors, M: float, r: float) -> None:
+    """An accepted multiplier step: s <- alpha_k s previous / N(W, Z); Lambda += s (W - Z);
+    k += 1; W_bar <- copy(W); f_bar <- f(W)."""
+    state["s"] = scaled_step(state["s"], state["k"], M, r, previous, frobenius_sum(weights, z))
+    lam = state["Lambda"]
+    for n in lam:
+        lam[n] = lam[n] + state["s"] * (weights[n] - z[n])
+    state["k"] += 1
+    state["W_bar"] = {n: w.clone() for n, w in weights.items()}
+    state["f_bar"] = f_weights
 
 
 class ConditionSet:
     """A fixed list of training minibatches (seeded, drawn once), evaluated in inference mode:
     f(A) is the mean objective loss over them."""
 
-    def __init__(self, ctx: PruneContext, batches: int, seed: int):
-        session = ctx.session
-        n = len(session.train_data)
-        size = min(n, batches * session.config.batch_size)
+    def __init__(self, ctx: PruneContext, indices: list[int]):
+        self.ctx, self.indices = ctx, indices
+
+    @classmethod
+    def draw(cls, ctx: PruneContext, batches: int, seed: int) -> "ConditionSet":
+        n = len(ctx.session.train_data)
+        size = min(n, batches * ctx.session.config.batch_size)
         generator = torch.Generator().manual_seed(seed * 7_919 + 17)
-        self.indices = torch.randperm(n, generator=generator)[:size].tolist()
-        self.ctx = ctx
+        return cls(ctx, torch.randperm(n, generator=generator)[:size].tolist())
 
     @torch.no_grad()
     def loss(self) -> float:
@@ -126,7 +130,7 @@ class SLRPruning(LagrangianMethod):
 
     def initial_state(self, ctx: PruneContext) -> dict:
         weights = current_weights(ctx)
-        conditions = ConditionSet(ctx, self.config.condition_batches, ctx.session.config.seed)
+        conditions = ConditionSet.draw(ctx, self.config.condition_batches, ctx.session.config.seed)
         return {
             "Z": project(ctx, weights),
             "U": {n: torch.zeros_like(w) for n, w in weights.items()},
@@ -146,11 +150,10 @@ class SLRHooks(PenaltyHooks):
     def __init__(self, method: SLRPruning, ctx: PruneContext, state: dict):
         super().__init__(ctx, state, method.config.rho, method.config.epochs)
         self.method = method
-        self.conditions = ConditionSet(ctx, method.config.condition_batches, ctx.session.config.seed)
 
     def block(self, weights, epoch):
         config = self.method.config
-        self.conditions.indices = self.state["condition_indices"]
-        outcome = slr_block(self.state, weights, self.conditions.loss(), lambda t: project(self.ctx, t),
+        conditions = ConditionSet(self.ctx, self.state["condition_indices"])  # fixed when the run began
+        outcome = slr_block(self.state, weights, conditions.loss(), lambda t: project(self.ctx, t),
                             config.rho, config.slr_M, config.slr_r)
         return {"s": self.state["s"], "k": self.state["k"], "c1_accepted": outcome["c1"], "c2_accepted": outcome["c2"]}
