@@ -181,3 +181,28 @@ def test_slr_resumes_mid_phase_with_multipliers_and_step_size(tmp_path, monkeypa
     b = {i.name: numpy_helper.to_array(i) for i in onnx.load(resumed["outputs"]["onnx"]).graph.initializer}
     for name in a:
         assert np.array_equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("method,pattern,scope", [
+    ("slr", "2:4", "layer"), ("admm", "unstructured", "global"), ("slr", "filter", "layer"), ("admm", "column", "layer"),
+])
+def test_every_pattern_runs_through_slr_and_admm(tmp_path, method, pattern, scope):
+    report = compress(EXAMPLE, method=method, pattern=pattern, scope=scope, sparsity=0.5, epochs=1, retrain_epochs=1,
+                      limit=300, output=tmp_path / "o", **QUIET)
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(report["outputs"]["onnx"]).graph.initializer}
+    pruned = [layer for layer in report["layers"] if layer["target"] is not None]
+    assert pruned
+    for layer in pruned:
+        w = weights[layer["name"]]
+        if pattern == "2:4":
+            groups = np.moveaxis(w, 1, -1).reshape(-1, 4)
+            assert np.all((groups == 0).sum(axis=1) >= 2)
+        elif pattern == "filter":  # whole output rows are zero
+            rows = w.reshape(w.shape[0], -1)
+            zero_rows = np.all(rows == 0, axis=1)
+            assert zero_rows.sum() == round(0.5 * w.shape[0]) and np.all(rows[~zero_rows].any(axis=1))
+        elif pattern == "column":
+            columns = w.reshape(w.shape[0], -1)
+            assert np.all(columns == 0, axis=0).sum() == round(0.5 * columns.shape[1])
+    if scope == "global":
+        assert report["sparsity"] == pytest.approx(0.5 * sum(l["params"] for l in pruned) / report["params"]["prunable"], abs=1e-4)
