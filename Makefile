@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-slr clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/import_overhead.py
+
+# About 10 minutes on 2 cores; needs ../shared/data/mnist_5k.csv.gz (or COMPRESSOR_SHARED_DATA).
+bench-slr: install
+	$(BIN)/python bench/slr_admm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

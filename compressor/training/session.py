@@ -91,7 +91,7 @@ class Session:
         for epoch in range(start, epochs):
             loader = loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, epoch)
             bar = tqdm(total=len(loader), desc=f"{name} {epoch + 1}/{epochs}", leave=False, file=sys.stderr,
-                       disable=not self.progress, dynamic_ncols=True)
+                       disable=not (self.progress and sys.stderr.isatty()), dynamic_ncols=True)  # no bars in logs
             loss, step = train_one_epoch(
                 self.module, self.objective, loader, opt, sched,
                 teacher=self.teacher, masks=masks, hooks=hooks, step=step, progress=bar,
