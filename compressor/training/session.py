@@ -131,9 +131,9 @@ class Session:
 
 
 def _describe(record: dict, epochs: int) -> str:
-    parts = [f"{record['phase']} epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}"]
+    parts = [f"{record['phase']} epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}"]
     for key, value in record.items():
         if key.startswith("val_") and isinstance(value, float):
-            label = key[4:]
-            parts.append(f"{label} {value:.2%}" if label in ("accuracy", "top1_agreement") else f"{label} {value:.4g}")
+            label = "val " + key[4:].replace("_", " ")
+            parts.append(f"{label} {value:.2%}" if key[4:] in ("accuracy", "top1_agreement") else f"{label} {value:.4g}")
     return ", ".join(parts)
