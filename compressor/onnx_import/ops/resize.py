@@ -467,12 +467,7 @@ def _make_fn(cfg, scales_c, sizes_c, roi_c, scales_pos, sizes_pos, roi_pos):
     if scales_c is not None and sizes_c is not None and roi_c is not None:
 
         def fn_const(x, *_):
-            key = (x.shape, x.dtype, x.device)
-            run = cache.get(key)
-            if run is None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                run = cache[key] = plan_for(x, scales_c, sizes_c, roi_c)
+            run = _cached(cache, (x.shape, x.dtype, x.device), lambda: plan_for(x, scales_c, sizes_c, roi_c))
             return run(x)
 
         return fn_const
@@ -491,15 +486,20 @@ def _make_fn(cfg, scales_c, sizes_c, roi_c, scales_pos, sizes_pos, roi_pos):
         scales = read(inputs, scales_pos, scales_c, True)
         sizes = read(inputs, sizes_pos, sizes_c, False)
         roi = read(inputs, roi_pos, roi_c, True)
-        key = (x.shape, x.dtype, x.device, scales, sizes, roi)
-        run = cache.get(key)
-        if run is None:
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            run = cache[key] = plan_for(x, scales, sizes, roi)
+        run = _cached(cache, (x.shape, x.dtype, x.device, scales, sizes, roi), lambda: plan_for(x, scales, sizes, roi))
         return run(x)
 
     return fn
+
+
+def _cached(cache: dict, key, build):
+    """The resize plan for `key`, built once; the cache is bounded (shapes can vary per call)."""
+    run = cache.get(key)
+    if run is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        run = cache[key] = build()
+    return run
 
 
 def _identity(t):
