@@ -48,21 +48,14 @@ def main():
 
 
 def _input_shapes(values: tuple[str, ...]) -> dict[str, list[int]] | None:
+    """--input-shape values as {input name: shape}; an unnamed shape is keyed "" (the only input)."""
     from compressor.onnx_import.inputs import parse_shape
 
     shapes = {}
     for value in values:
         name, _, shape = value.rpartition(":")
-        shapes[name or "__single__"] = parse_shape(shape)
+        shapes[name] = parse_shape(shape)
     return shapes or None
-
-
-def _bind_shapes(module, shapes):
-    if shapes and "__single__" in shapes:
-        if len(module.input_names) != 1:
-            raise CompressorError(f"the model has {len(module.input_names)} inputs: name each, as NAME:1x3x224x224")
-        shapes = {module.input_names[0]: shapes.pop("__single__"), **shapes}
-    return shapes
 
 
 @main.command(cls=_Command)
@@ -118,7 +111,7 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
     from exporters import export_onnx
 
     module = load_onnx(model)
-    shapes = _bind_shapes(module, _input_shapes(input_shape))
+    shapes = _input_shapes(input_shape)
     with tempfile.TemporaryDirectory() as tmp:
         target = output or Path(tmp) / model.name
         result = export_onnx(module, target, sparse_initializers=sparse_initializers, input_shapes=shapes)
@@ -183,24 +176,12 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 def run(model: Path, input_shape, overrides, exclude, quiet, **options):
     """Prune MODEL and write the pruned ONNX model and a report."""
-    from compressor.onnx_import.inputs import parse_shape
     from compressor.pipeline import compress
     from compressor.reporting import console_summary
 
-    shapes = {}
-    for value in input_shape:
-        name, _, shape = value.rpartition(":")
-        shapes[name] = parse_shape(shape)
-    if "" in shapes:  # an unnamed shape: the model's only input (checked by the pipeline)
-        from compressor.onnx_import import load_onnx
-
-        names = load_onnx(model).input_names
-        if len(names) != 1:
-            raise CompressorError(f"the model has {len(names)} inputs: name each, as NAME:1x3x224x224")
-        shapes[names[0]] = shapes.pop("")
     log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     report = compress(model, log=log, overrides=_overrides(overrides), exclude=tuple(exclude),
-                      input_shapes=shapes or None, progress=not quiet, **options)
+                      input_shapes=_input_shapes(input_shape), progress=not quiet, **options)
     click.echo(console_summary(report))
 
 

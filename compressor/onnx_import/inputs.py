@@ -22,9 +22,14 @@ def resolve_input_shapes(module, overrides: dict[str, list[int]] | None = None, 
     """A concrete shape for every model input.
 
     A symbolic first dimension is taken as the batch (`batch`); any other symbolic dimension
-    must come from `overrides`, otherwise the error names the input and its dimensions.
+    must come from `overrides`, otherwise the error names the input and its dimensions. An
+    override keyed "" (a shape given without a name) belongs to the model's only input.
     """
     overrides = dict(overrides or {})
+    if "" in overrides:
+        if len(module.input_names) != 1:
+            raise CompressorError(f"the model has {len(module.input_names)} inputs: name each, as NAME:1x3x224x224")
+        overrides[module.input_names[0]] = overrides.pop("")
     unknown = set(overrides) - set(module.input_names)
     if unknown:
         raise CompressorError(f"no model input named {', '.join(sorted(unknown))}; inputs are {', '.join(module.input_names)}")
