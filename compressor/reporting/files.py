@@ -17,7 +17,10 @@ def write_atomic(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}-") as tmp:
         tmp_file = Path(tmp) / path.name
-        tmp_file.write_bytes(data)
+        with open(tmp_file, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # complete on disk before it replaces the old file
         os.replace(tmp_file, path)
     return path
 

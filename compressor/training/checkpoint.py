@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
+from ..reporting.files import write_atomic
 
 
 class Checkpoint:
@@ -23,19 +22,9 @@ class Checkpoint:
         return self.path.is_file()
 
     def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         torch.save({"fingerprint": self.fingerprint, **state}, buffer)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".checkpoint-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buffer.getvalue())
-                f.flush()
-                os.fsync(f.fileno())  # a kill -9 right after must find a complete file
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(self.path, buffer.getvalue())
 
     def load(self) -> dict:
         try:
