@@ -20,11 +20,11 @@ class MaskSet:
     def update(self, masks: dict[str, torch.Tensor]) -> None:
         self.masks.update({k: v.bool() for k, v in masks.items()})
 
-    @torch.no_grad()
     def apply(self, module) -> None:
         """Zero every pruned weight in place (called after each optimizer step)."""
-        for name, mask in self.masks.items():
-            module.parameter(name).mul_(mask)
+        from ..sparsity import apply_masks  # imported here: sparsity builds on onnx_import, not on training
+
+        apply_masks({name: module.parameter(name) for name in self.masks}, self.masks)
 
     @torch.no_grad()
     def mask_gradients(self, module) -> None:
