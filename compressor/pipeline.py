@@ -189,8 +189,8 @@ class Pipeline:
             module, out_dir / "model.onnx", sparse_initializers=opts.sparse_initializers, parity_inputs=[sample],
             metadata={"method": opts.method, "pattern": opts.pattern, "target_sparsity": str(opts.sparsity)}))
         latency = self._timed("latency_s", lambda: self._latency(export.path, input_name, sample[:1]))
-        layers, params = _file_statistics(export.path, module, plan)
-        _, dense_params = _file_statistics(self.path, module, plan)
+        layers, params = _model_statistics(onnx.load(str(export.path)), module, plan)  # read back from the file
+        _, dense_params = _model_statistics(dense.onnx_model, module, plan)
         params["dense_nonzero"] = dense_params["nonzero"]
         params["dense_prunable_nonzero"] = dense_params["prunable_nonzero"]
         report = {
@@ -279,10 +279,9 @@ def _num_classes(module) -> int | None:
     return None
 
 
-def _file_statistics(path: Path, module, plan) -> tuple[list[dict], dict]:
-    """Per-layer and total counts read back from the exported file itself, so the report and
-    the file cannot disagree."""
-    model = onnx.load(str(path))
+def _model_statistics(model: onnx.ModelProto, module, plan) -> tuple[list[dict], dict]:
+    """Per-layer and total counts of a model's stored tensors. The pipeline passes the exported
+    file as read back from disk, so the report and the file cannot disagree."""
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for sparse in model.graph.sparse_initializer:
         arrays[sparse.values.name] = numpy_helper.to_array(sparse)
