@@ -15,6 +15,8 @@ class TrainingHooks:
     """What a method adds to the shared loop. Every hook is optional.
 
     extra_loss: a penalty added to the objective (SLR/ADMM's augmented Lagrangian terms).
+    before_step: runs after the backward pass, before the optimizer step (OLMP swaps its dense
+      weights back in here, so the gradient of the masked forward updates them: straight-through).
     after_step: runs after each optimizer step and mask application (gradual pruning).
     end_epoch: runs after each epoch; its dict goes into the optimisation trace.
     state_dict/load_state_dict: whatever must survive an interruption.
@@ -22,6 +24,9 @@ class TrainingHooks:
 
     def extra_loss(self, module) -> torch.Tensor | None:
         return None
+
+    def before_step(self, step: int) -> None:
+        pass
 
     def after_step(self, step: int) -> None:
         pass
@@ -73,6 +78,7 @@ def train_one_epoch(
         loss.backward()
         if masks:
             masks.mask_gradients(module)
+        hooks.before_step(step + 1)
         optimizer.step()
         scheduler.step()
         if masks:

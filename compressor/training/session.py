@@ -74,6 +74,8 @@ class Session:
         index = self._next()
         hooks = hooks or TrainingHooks()
         if index < self._position[0] or epochs <= 0:
+            if f"{name}:hooks" in self.results:  # a finished phase's hook state (e.g. OLMP's masks) outlives it
+                hooks.load_state_dict(self.results[f"{name}:hooks"])
             return [r for r in self.trace if r["phase"] == name]
         loader_len = len(loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, 0))
         opt, sched = build_optimizer(self.module.parameters(), optimizer, total_steps=epochs * loader_len)
@@ -105,6 +107,7 @@ class Session:
             self.log(_describe(record, epochs))
             self._save(position=(index, epoch + 1), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                        hooks=hooks.state_dict(), masks=masks.state_dict() if masks is not None else None)
+        self.results[f"{name}:hooks"] = hooks.state_dict()
         self._save(position=(index + 1, 0))
         return [r for r in self.trace if r["phase"] == name]
 
