@@ -7,9 +7,11 @@
 - `plan`: `plan_layers` -> `LayerPlan`, `compute_masks`, `apply_masks`.
 - `stats`: `sparsity_stats(module)`, `check_nm`.
 - `selection`: the exact counting and tie-breaking rules they all share.
+- `hysteresis`: OLMP/DNS recoverable threshold masks (`MagnitudeStats`, `refresh_mask`).
 """
 
 from .global_magnitude import global_masks
+from .hysteresis import MagnitudeStats, refresh_mask
 from .patterns import NM, Channel, Column, Filter, Pattern, Unstructured, layer_channels
 from .plan import LayerPlan, apply_masks, compute_masks, plan_layers
 from .registry import PATTERNS, get_pattern, parse_pattern
@@ -23,6 +25,7 @@ __all__ = [
     "Column",
     "Filter",
     "LayerPlan",
+    "MagnitudeStats",
     "Pattern",
     "Unstructured",
     "align_count",
@@ -35,6 +38,7 @@ __all__ = [
     "layer_channels",
     "parse_pattern",
     "plan_layers",
+    "refresh_mask",
     "sparsity_stats",
     "top_k_mask",
 ]
