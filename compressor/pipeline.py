@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,14 @@ from .onnx_import.inputs import input_dtypes, resolve_input_shapes
 from .training import Checkpoint, OptimizerConfig, Session, TrainConfig
 
 METADATA_PREFIX = "onnx_compressor."
+DEFAULT_SPARSITY = 0.5
 RANDOM_EVAL_SAMPLES = 64  # data-free runs measure fidelity on this many random inputs
 
 
 @dataclass
 class CompressOptions:
     method: str = "magnitude"
-    sparsity: float = 0.5
+    sparsity: float | None = None  # None: 0.5, or none at all for methods that find their own (olmp)
     pattern: str = "unstructured"
     scope: str = "layer"  # layer | global (unstructured only)
     exclude: tuple[str, ...] = ()
@@ -55,6 +56,15 @@ class CompressOptions:
     slr_s0: float | None = None
     admm_interval: int | None = None
     condition_batches: int | None = None
+    max_accuracy_drop: float | None = None
+    max_output_error: float | None = None
+    objective: str | None = None
+    constraint_data: str | None = None
+    constraint_samples: int | None = None
+    constraint_baseline: str | None = None
+    search_calls: int | None = None
+    search_budget: int | None = None
+    ncs_sigma: float | None = None
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -159,8 +169,14 @@ class Pipeline:
 
         # ---- plan ------------------------------------------------------------------------------
         pattern = parse_pattern(opts.pattern)
-        plan = plan_layers(module.weights, pattern=pattern, sparsity=opts.sparsity, exclude=opts.exclude,
-                           overrides=opts.overrides, keep_ends_dense=opts.keep_ends_dense, scope=opts.scope)
+        keep_ends = opts.keep_ends_dense
+        if method.finds_own_sparsity:
+            if opts.sparsity is not None or opts.overrides:
+                raise ConfigError(f"method {opts.method!r} finds every layer's sparsity itself: drop --sparsity/--override")
+            keep_ends = False if keep_ends is None else keep_ends  # the paper prunes every layer
+        target = opts.sparsity if opts.sparsity is not None else DEFAULT_SPARSITY
+        plan = plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
+                           overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope)
         self.notes.extend(plan.notes)
 
         out_dir = Path(opts.output) if opts.output else Path("compressed") / f"{self.path.stem}-{opts.method}"
@@ -173,9 +189,11 @@ class Pipeline:
                           resume=opts.resume, progress=opts.progress, log=self.log)
 
         dense_metrics = self._timed("evaluate_s", lambda: session.evaluate(dense))
-        ctx = PruneContext(module=module, plan=plan, pattern=pattern, session=session, log=self.log)
+        ctx = PruneContext(module=module, plan=plan, pattern=pattern, session=session, log=self.log, input_shape=shape)
         masks = self._timed("method_s", lambda: method.run(ctx))
         masks.apply(module)
+        if method.finds_own_sparsity:  # the searched per-layer sparsity is what the report calls the target
+            plan = replace(plan, targets={n: 1.0 - float(masks.masks[n].float().mean()) for n in plan.targets})
         for name, mask in masks.masks.items():  # pruned entries must be exact zeros before export
             if torch.count_nonzero(module.parameter(name).detach()[~mask]):
                 raise RuntimeError(f"pruned entries of {name} are not zero after {opts.method}")
@@ -187,17 +205,19 @@ class Pipeline:
         sample = torch.stack([val_data[i][0] for i in range(min(len(val_data), 8))])
         export = self._timed("export_s", lambda: export_onnx(
             module, out_dir / "model.onnx", sparse_initializers=opts.sparse_initializers, parity_inputs=[sample],
-            metadata={"method": opts.method, "pattern": opts.pattern, "target_sparsity": str(opts.sparsity)}))
+            metadata={"method": opts.method, "pattern": opts.pattern,
+                      "target_sparsity": "searched" if method.finds_own_sparsity else str(target)}))
         latency = self._timed("latency_s", lambda: self._latency(export.path, input_name, sample[:1]))
         layers, params = _model_statistics(onnx.load(str(export.path)), module, plan)  # read back from the file
         _, dense_params = _model_statistics(dense.onnx_model, module, plan)
         params["dense_nonzero"] = dense_params["nonzero"]
         params["dense_prunable_nonzero"] = dense_params["prunable_nonzero"]
+        self.notes.extend(ctx.notes)
         report = {
             "method": opts.method,
             "pattern": opts.pattern,
             "scope": opts.scope,
-            "target_sparsity": opts.sparsity,
+            "target_sparsity": None if method.finds_own_sparsity else target,
             "sparsity": 1.0 - params["prunable_nonzero"] / max(params["prunable"], 1),
             "params": params,
             "compression_ratio": params["total"] / max(params["nonzero"], 1),
@@ -233,7 +253,9 @@ class Pipeline:
         optimizer = OptimizerConfig(name=opts.optimizer, lr=opts.lr, momentum=opts.momentum,
                                     weight_decay=opts.weight_decay, schedule=opts.lr_schedule)
         options = {"epochs": epochs, "schedule": opts.schedule, "optimizer": optimizer}
-        for key in ("retrain_epochs", "rho", "slr_M", "slr_r", "slr_s0", "admm_interval", "condition_batches"):
+        for key in ("retrain_epochs", "rho", "slr_M", "slr_r", "slr_s0", "admm_interval", "condition_batches",
+                    "max_accuracy_drop", "max_output_error", "objective", "constraint_data", "constraint_samples",
+                    "constraint_baseline", "search_calls", "search_budget", "ncs_sigma"):
             options[key] = getattr(opts, key)
         return options
 
@@ -258,7 +280,7 @@ def _split_name(train_data, opts: CompressOptions) -> str:
 
 
 def _check_options(opts: CompressOptions) -> None:
-    if not 0.0 <= opts.sparsity < 1.0:
+    if opts.sparsity is not None and not 0.0 <= opts.sparsity < 1.0:
         raise ConfigError(f"--sparsity must be in [0, 1), got {opts.sparsity}")
     if not 0.0 < opts.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must be in (0, 1), got {opts.val_fraction}")

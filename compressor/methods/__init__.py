@@ -2,6 +2,6 @@
 data, objectives, sparsity patterns, masked training and export."""
 
 from .base import METHODS, Method, PruneContext, get_method, register_method
-from . import admm, magnitude, slr  # noqa: F401  (each registers itself)
+from . import admm, magnitude, olmp, slr  # noqa: F401  (each registers itself)
 
 __all__ = ["METHODS", "Method", "PruneContext", "get_method", "register_method"]

@@ -44,11 +44,16 @@ class PruneContext:
     session: Session
     log: Callable[[str], None] = print
     record: dict = field(default_factory=dict)  # extra report entries (e.g. one_shot_metrics)
+    input_shape: list[int] | None = None  # the single input's concrete shape, batch 1 (for cost counting)
+    notes: list[str] = field(default_factory=list)  # lines for the report's notes
 
 
 class Method(ABC):
     name: str = ""
     needs_data: bool = True  # whether it can run without training data
+    # True when the method decides each layer's sparsity itself (OLMP): it takes no --sparsity, and
+    # the plan leaves the first and last layers prunable unless the user says otherwise.
+    finds_own_sparsity: bool = False
 
     @dataclass(frozen=True)
     class Config:
