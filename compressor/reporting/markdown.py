@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compressor.reporting import formatting as fmt
 from compressor.reporting.files import write_text_atomic
-from compressor.reporting.plots import SPARSITY_PLOT, TRACE_PLOT, is_left_dense, trace_keys, write_plots
+from compressor.reporting.plots import SEARCH_PLOT, SPARSITY_PLOT, TRACE_PLOT, is_left_dense, trace_keys, write_plots
 
 REPORT_MD = "report.md"
 MAX_TRACE_ROWS = 50  # longer traces are shown as the plot only
@@ -33,6 +33,7 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _latency(report),
         _parity(report),
         _layers(report, SPARSITY_PLOT in plots),
+        _search(report.get("olmp") or {}, SEARCH_PLOT in plots),
         _trace(report, TRACE_PLOT in plots),
         _data_and_training(report),
         _notes(report),
@@ -170,6 +171,40 @@ def _layers(report: Mapping, has_plot: bool) -> str:
     return "\n".join(lines)
 
 
+def _search(search: Mapping, has_plot: bool) -> str:
+    """OLMP: the constraint, the per-layer result and one row per search call."""
+    layers = search.get("layers") or []
+    if not layers:
+        return ""
+    constraint = search.get("constraint") or {}
+    lines = ["## Threshold search (OLMP)", "",
+             f"Objective: fewest remaining {'multiply-adds' if search.get('objective') == 'flops' else 'weights and biases'} "
+             f"subject to {_cell(constraint.get('rule', '?'))} on {_cell(constraint.get('data', '?'))}, relative to "
+             f"{'the dense model' if constraint.get('baseline') == 'dense' else 'the net just before each search call'}.", ""]
+    if has_plot:
+        lines += [f"![Threshold search]({SEARCH_PLOT})", ""]
+    lines += ["| layer | weight + bias | kept | kept % | c-rate | threshold | MACs | MACs left |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for layer in layers:
+        lines.append(f"| `{_cell(layer.get('name', '?'))}` | {fmt.count(layer.get('params'))} | {fmt.count(layer.get('kept'))} "
+                     f"| {fmt.percent(layer.get('kept_fraction'), 2)} | {_fixed(layer.get('c_rate'), '.3f')} | {_fixed(layer.get('threshold'), '.4g')} "
+                     f"| {fmt.count(layer.get('macs'))} | {fmt.count(layer.get('remaining_macs'))} |")
+    lines.append(f"| total | {fmt.count(search.get('params'))} | {fmt.count(search.get('kept'))} "
+                 f"| {fmt.percent(search.get('kept_fraction'), 2)} | | | {fmt.count(search.get('macs'))} "
+                 f"| {fmt.count(search.get('remaining_macs'))} |")
+    calls, metric = search.get("searches") or [], str(constraint.get("metric", ""))
+    if calls:
+        lines += ["", "| call | step | layers searched | cost before | cost after | metric before | metric after | feasible | evaluations | replaced | time |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for call in calls:
+            lines.append(
+                f"| {call.get('call')} | {call.get('step')} | {len(call.get('selected') or [])} | {fmt.percent(call.get('cost_before'), 2)} "
+                f"| {fmt.percent(call.get('cost_after'), 2)} | {fmt.metric_value(metric, call.get('metric_before'))} "
+                f"| {fmt.metric_value(metric, call.get('metric_after'))} | {'yes' if call.get('feasible') else 'no'} "
+                f"| {call.get('evaluations')} | {call.get('replacements')} | {_fixed(call.get('seconds'), '.1f')} s |")
+    return "\n".join(lines)
+
+
 def _trace(report: Mapping, has_plot: bool) -> str:
     trace = [r for r in report.get("trace") or [] if isinstance(r, Mapping)]
     if not trace:
@@ -256,6 +291,10 @@ def _not_smaller_on_disk(report: Mapping) -> bool:
     if not (fmt.is_number(d) and fmt.is_number(c) and fmt.is_number(ratio)) or not d:
         return False
     return ratio > 1.05 and c >= d * (1 - SAME_SIZE_TOLERANCE)
+
+
+def _fixed(value, spec: str) -> str:
+    return format(value, spec) if fmt.is_number(value) else "—"
 
 
 def _plain(value) -> str:

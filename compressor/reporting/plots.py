@@ -16,6 +16,7 @@ from compressor.reporting.formatting import is_number, is_percent_metric, percen
 
 SPARSITY_PLOT = "sparsity.png"
 TRACE_PLOT = "trace.png"
+SEARCH_PLOT = "search.png"
 
 PRUNED_COLOR = "#3b75af"
 DENSE_COLOR = "#9e9e9e"
@@ -39,6 +40,9 @@ def write_plots(report: Mapping, out_dir: Path) -> list[Path]:
     figure = trace_figure(report.get("trace") or [])
     if figure is not None:
         written.append(_save(figure, Path(out_dir) / TRACE_PLOT))
+    figure = search_figure(report.get("olmp") or {})
+    if figure is not None:
+        written.append(_save(figure, Path(out_dir) / SEARCH_PLOT))
     return written
 
 
@@ -134,6 +138,35 @@ def trace_figure(trace: Sequence[Mapping]):
     for index in range(len(keys), rows * cols):
         axes[index // cols][index % cols].set_visible(False)
     figure.suptitle("optimisation trace", fontsize=10)
+    return figure
+
+
+def search_figure(search: Mapping):
+    """OLMP's per-layer kept fraction (log scale) and c-rate after each search call, against the
+    training step of the call. None without search calls."""
+    from matplotlib.figure import Figure
+
+    calls = [c for c in search.get("searches") or [] if isinstance(c, Mapping)]
+    layers = [str(layer.get("name", "")) for layer in search.get("layers") or []]
+    if not calls or not layers:
+        return None
+    steps = [c.get("step", i) for i, c in enumerate(calls)]
+    figure = Figure(figsize=(10.0, 3.8), layout="constrained")
+    kept_ax, rate_ax = figure.subplots(1, 2)
+    for i, name in enumerate(layers):
+        kept = [100.0 * c["kept_fractions"][i] for c in calls]
+        rates = [c["c_after"][i] for c in calls]
+        kept_ax.plot(steps, kept, marker="o", markersize=3, label=_shorten(name))
+        rate_ax.plot(steps, rates, marker="o", markersize=3, label=_shorten(name))
+    kept_ax.set_yscale("log")
+    kept_ax.set_ylabel("kept (% of weight + bias)")
+    rate_ax.set_ylabel("c-rate (threshold = mean + c * std of |w|)")
+    for ax in (kept_ax, rate_ax):
+        ax.set_xlabel("training step of the search call")
+        ax.grid(alpha=0.3, which="both")
+        ax.tick_params(labelsize=7)
+    rate_ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.suptitle(f"OLMP threshold search ({search.get('objective', 'params')} objective)", fontsize=10)
     return figure
 
 
