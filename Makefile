@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench bench-slr clean
+.PHONY: install demo test bench bench-slr bench-olmp clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ bench: install
 # About 10 minutes on 2 cores; needs ../shared/data/mnist_5k.csv.gz (or COMPRESSOR_SHARED_DATA).
 bench-slr: install
 	$(BIN)/python bench/slr_admm.py
+
+# About 30 minutes on 2 cores; same data as bench-slr.
+bench-olmp: install
+	$(BIN)/python bench/olmp_lenet.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -29,30 +29,25 @@ achieved sparsity of the pruned layers; wall time of the compress call.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compressor import compress  # noqa: E402
-from deploy.models.export import export_reference  # noqa: E402
 from deploy.models.lenet import LeNet5  # noqa: E402
 from deploy.models.small_resnet import SmallResNet  # noqa: E402
-from deploy.training import evaluate_accuracy, train_classifier  # noqa: E402
+from mnist_data import (  # noqa: E402
+    MNIST_FILE, SPLIT_SEED, TRAIN_SAMPLES, default_data_dir, load_mnist_split, train_dense, write_split,
+)
 
-MNIST_FILE = "mnist_5k.csv.gz"
-TRAIN_SAMPLES = 4000
-SPLIT_SEED = 0  # the acceptance test's split, so dense accuracies match docs/benchmarks.md
 WITHIN_POINTS = 0.5  # "recovered": test accuracy within this many points of dense
 METHODS = ("magnitude", "admm", "slr")
 
@@ -100,33 +95,6 @@ CONFIGS = [
     ("small-resnet", "2:4", 0.50),
 ]
 QUICK = {"configs": [("lenet5", "unstructured", 0.90)], "dense_epochs": 3, "epochs": 2, "retrain_epochs": 2}
-
-
-# ---- data and dense models ---------------------------------------------------------------------
-def default_data_dir() -> Path:
-    return Path(os.environ.get("COMPRESSOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
-def load_mnist_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test): pixels scaled to [0, 1], NCHW float32, int64 labels."""
-    with gzip.open(path, "rt") as f:
-        rows = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    x = (rows[:, :784] / 255.0).reshape(-1, 1, 28, 28).astype(np.float32)
-    y = rows[:, 784].astype(np.int64)
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))  # the file is sorted by class
-    train, test = order[:TRAIN_SAMPLES], order[TRAIN_SAMPLES:]
-    return x[train], y[train], x[test], y[test]
-
-
-def train_dense(name: str, recipe: ModelRecipe, data, epochs: int, seed: int, path: Path) -> dict:
-    x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in data)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the initial weights
-        model = recipe.builder()
-    history = train_classifier(model, x_train, y_train, epochs=epochs, lr=recipe.dense_lr, seed=seed)
-    export_reference(model.eval(), path, (1, 1, 28, 28), 17, "torchscript")
-    return {"model": name, "epochs": epochs, "lr": recipe.dense_lr, "seconds": history["seconds"],
-            "test_accuracy": evaluate_accuracy(model, x_test, y_test), "onnx": str(path)}
 
 
 # ---- one run and its row ---------------------------------------------------------------------------
@@ -270,12 +238,12 @@ def main(argv=None) -> int:
     rows, dense = [], {}
     with tempfile.TemporaryDirectory(prefix="slr_admm_") as tmp:
         tmp = Path(tmp)
-        train_npz, test_npz = tmp / "train.npz", tmp / "test.npz"
-        np.savez(train_npz, x=data[0], y=data[1])
-        np.savez(test_npz, x=data[2], y=data[3])
+        train_npz, test_npz = write_split(data, tmp)
         for name in models:
             dense_epochs = QUICK["dense_epochs"] if args.quick else RECIPES[name].dense_epochs
-            dense[name] = train_dense(name, RECIPES[name], data, dense_epochs, args.seed, tmp / f"{name}.onnx")
+            recipe = RECIPES[name]
+            dense[name] = train_dense(name, recipe.builder, data, epochs=dense_epochs, lr=recipe.dense_lr,
+                                      seed=args.seed, path=tmp / f"{name}.onnx")
             print(f"dense {name}: {100 * dense[name]['test_accuracy']:.2f}% test after {dense_epochs} epochs "
                   f"({dense[name]['seconds']:.0f} s)", file=sys.stderr, flush=True)
         for model, pattern, sparsity in configs:
