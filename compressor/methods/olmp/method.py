@@ -79,7 +79,8 @@ class OLMP(Method):
         if getattr(ctx.pattern, "name", "") != "unstructured":
             raise ConfigError("olmp finds magnitude thresholds: use --pattern unstructured")
         cfg, session = self.config, ctx.session
-        layers = self._layers(ctx)
+        costs = layer_costs(ctx.module, ctx.input_shape)  # shape inference once: the layers and the summary use it
+        layers = self._layers(ctx, costs)
         constraint = constraint_for(session.objective, cfg.max_accuracy_drop, cfg.max_output_error)
         constraint_set = ConstraintSet.from_session(session, cfg.constraint_data, cfg.constraint_samples, session.config.seed)
         search = ThresholdSearch(
@@ -102,7 +103,7 @@ class OLMP(Method):
         state = hooks.state
         masks = MaskSet(state.masks)  # the module already holds theta * mask (or, on resume, retrained weights)
         session.train("retrain", cfg.retrain_epochs, cfg.optimizer, masks=masks)
-        ctx.record["olmp"] = self._summary(ctx, search, state, constraint_set, layers)
+        ctx.record["olmp"] = self._summary(ctx, search, state, constraint_set, layers, costs)
         ctx.notes.extend(self._notes(search))
         return masks
 
@@ -119,8 +120,7 @@ class OLMP(Method):
         return notes
 
     # ---- pieces --------------------------------------------------------------------------------
-    def _layers(self, ctx: PruneContext) -> list[Layer]:
-        costs = layer_costs(ctx.module, ctx.input_shape)
+    def _layers(self, ctx: PruneContext, costs: dict) -> list[Layer]:
         if self.config.objective == "flops":
             require_macs({name: costs[name] for name in ctx.plan.targets})
         layers = []
@@ -139,8 +139,8 @@ class OLMP(Method):
     def _decay(self, layer: Layer) -> float:
         return self.config.selection_decay_conv if layer.is_conv else self.config.selection_decay_fc
 
-    def _summary(self, ctx, search: ThresholdSearch, state: SurgeryState, constraint_set: ConstraintSet, layers) -> dict:
-        costs = layer_costs(ctx.module, ctx.input_shape)
+    def _summary(self, ctx, search: ThresholdSearch, state: SurgeryState, constraint_set: ConstraintSet, layers,
+                 costs: dict) -> dict:
         rows = []
         for i, layer in enumerate(layers):
             params = sum(state.masks[t].numel() for t in layer.tensors)
