@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,15 @@ SPLIT_SEED = 0
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("COMPRESSOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def locate_mnist(data_dir: Path | None) -> Path | None:
+    """The MNIST-5k file in `data_dir` (default: default_data_dir()); None, after one line on stderr, when absent."""
+    path = (data_dir or default_data_dir()) / MNIST_FILE
+    if not path.exists():
+        print(f"error: MNIST-5k not found at {path} (use --data-dir or COMPRESSOR_SHARED_DATA)", file=sys.stderr)
+        return None
+    return path
 
 
 def load_mnist_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

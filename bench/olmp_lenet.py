@@ -47,7 +47,7 @@ from compressor import compress  # noqa: E402
 from compressor.layer_costs import layer_costs  # noqa: E402
 from compressor.onnx_import import load_onnx  # noqa: E402
 from deploy.models.lenet import LeNet5, LeNet300  # noqa: E402
-from mnist_data import MNIST_FILE, TRAIN_SAMPLES, default_data_dir, load_mnist_split, train_dense, write_split  # noqa: E402
+from mnist_data import MNIST_FILE, TRAIN_SAMPLES, load_mnist_split, locate_mnist, train_dense, write_split  # noqa: E402
 
 MAX_LOSS_POINTS = 1.0  # the acceptance bound on test accuracy loss
 COMMON = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "keep_ends_dense": False}
@@ -188,9 +188,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    data_path = (args.data_dir or default_data_dir()) / MNIST_FILE
-    if not data_path.exists():
-        print(f"error: MNIST-5k not found at {data_path} (use --data-dir or COMPRESSOR_SHARED_DATA)", file=sys.stderr)
+    data_path = locate_mnist(args.data_dir)
+    if data_path is None:
         return 2
     started = time.perf_counter()
     data = load_mnist_split(data_path)

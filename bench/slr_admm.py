@@ -45,7 +45,7 @@ from compressor import compress  # noqa: E402
 from deploy.models.lenet import LeNet5  # noqa: E402
 from deploy.models.small_resnet import SmallResNet  # noqa: E402
 from mnist_data import (  # noqa: E402
-    MNIST_FILE, SPLIT_SEED, TRAIN_SAMPLES, default_data_dir, load_mnist_split, train_dense, write_split,
+    MNIST_FILE, SPLIT_SEED, TRAIN_SAMPLES, load_mnist_split, locate_mnist, train_dense, write_split,
 )
 
 WITHIN_POINTS = 0.5  # "recovered": test accuracy within this many points of dense
@@ -213,9 +213,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    data_path = (args.data_dir or default_data_dir()) / MNIST_FILE
-    if not data_path.exists():
-        print(f"error: MNIST-5k not found at {data_path} (use --data-dir or COMPRESSOR_SHARED_DATA)", file=sys.stderr)
+    data_path = locate_mnist(args.data_dir)
+    if data_path is None:
         return 2
     if args.rho is not None:  # the same rho for both methods: tuning only one would not be fair
         SLR_OPTIONS["rho"] = ADMM_OPTIONS["rho"] = args.rho
