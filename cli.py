@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,14 +17,30 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class _Command(click.Command):
-    """Turns CompressorError into one line on stderr and exit code 2 (never a traceback)."""
+    """Turns every error into one line on stderr and exit code 2 (never a traceback).
+
+    CompressorError is the user's to fix and says how. Anything else is a defect of ours that
+    some input reached (a damaged model can fail deep inside an operator): it still gets one
+    line, naming it as ours; COMPRESS_DEBUG=1 shows the traceback.
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except CompressorError as exc:
-            _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            _fail(_one_line(exc))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the promise is one line, whatever went wrong
+            if os.environ.get("COMPRESS_DEBUG"):
+                raise
+            _fail(f"internal error ({type(exc).__name__}: {_one_line(exc)}); COMPRESS_DEBUG=1 shows the traceback")
 
 
 class _DefaultToRun(click.Group):
@@ -110,11 +127,26 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
     from compressor.onnx_import import load_onnx
     from exporters import export_onnx
 
+    from compressor.data.shape_hints import shape_hints
+    from compressor.onnx_import.batching import probe_batch
+    from compressor.onnx_import.inputs import random_inputs, resolve_input_shapes
+
     module = load_onnx(model)
-    shapes = _input_shapes(input_shape)
+    metadata = {p.key: p.value for p in module.onnx_model.metadata_props}
+    hints = shape_hints(None, [(n, module.input_shapes.get(n, [])) for n in module.input_names], None, metadata)
+    shapes = resolve_input_shapes(module, _input_shapes(input_shape), batch=1, hints=hints)
+
+    def example_inputs(batch: int):
+        return random_inputs(module, {n: [batch, *s[1:]] for n, s in shapes.items()}, batch=batch)
+
+    batch = probe_batch(module, example_inputs)
+    module.batch_chunk = batch.chunk
+    # batch 2 exercises a dynamic batch; a model fixed to its batch is checked at that batch
+    check_batch = batch.native if (batch.declared_fixed or batch.chunk) else 2
     with tempfile.TemporaryDirectory() as tmp:
         target = output or Path(tmp) / model.name
-        result = export_onnx(module, target, sparse_initializers=sparse_initializers, input_shapes=shapes)
+        result = export_onnx(module, target, sparse_initializers=sparse_initializers,
+                             parity_inputs=example_inputs(check_batch))
     click.echo(f"imported {model}: {module.num_nodes} nodes, {len(module.weights)} prunable weights")
     click.echo(f"onnxruntime vs import: max relative error {result.parity.max_relative_error:.2e} "
                f"on inputs {result.parity.input_shapes}")

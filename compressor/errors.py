@@ -2,7 +2,8 @@
 
 Anything the user can fix (a bad file, an unsupported operator, wrong data) raises a subclass of
 `CompressorError`. The CLI prints its message as one line and exits with code 2; every other
-exception is a bug in this project and keeps its traceback.
+exception is a bug in this project: the CLI names it as such, also in one line (COMPRESS_DEBUG=1
+shows its traceback).
 """
 
 

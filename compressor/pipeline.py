@@ -9,6 +9,8 @@ as the reference (and as the teacher when there are no labels).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,12 +24,16 @@ from .errors import ConfigError, DataError
 from .methods import PruneContext, get_method
 from .objectives import ClassificationObjective, DistillationObjective
 from .onnx_import import load_onnx
-from .onnx_import.inputs import input_dtypes, resolve_input_shapes
+from .onnx_import.inputs import input_dtypes, random_inputs, resolve_input_shapes
+from .onnx_import.tensors import torch_to_numpy
 from .training import Checkpoint, OptimizerConfig, Session, TrainConfig
 
 METADATA_PREFIX = "onnx_compressor."
 DEFAULT_SPARSITY = 0.5
 RANDOM_EVAL_SAMPLES = 64  # data-free runs measure fidelity on this many random inputs
+PARITY_SAMPLES = 8  # the export check runs this many samples (or the model's fixed batch)
+CHECKPOINT_NAME = "resume-checkpoint.pt"  # the only file a failed run leaves behind
+STAGING_DIR = ".partial"  # outputs wait here until every check passed
 
 
 @dataclass
@@ -104,42 +110,77 @@ class Pipeline:
         return result
 
     def run(self) -> dict:
-        from .data import load_dataset, parse_preprocess, random_dataset, split_indices
+        """Run every stage; on failure remove this run's partial outputs (keeping only the resume checkpoint)."""
+        opts = self.opts
+        _check_options(opts)
+        out_dir = Path(opts.output) if opts.output else Path("compressed") / f"{self.path.stem}-{opts.method}"
+        created = not out_dir.exists()
+        # Everything is written into a staging folder and moved into place only when the whole run
+        # succeeded: a failed run never leaves a model without its report, nor replaces older files.
+        staging = out_dir / STAGING_DIR
+        try:
+            report = self._run(out_dir, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            checkpoint = out_dir / CHECKPOINT_NAME
+            if checkpoint.exists():
+                self.log(f"note: the run failed; {checkpoint} is kept for --resume")
+            elif created and out_dir.is_dir() and not any(out_dir.iterdir()):
+                out_dir.rmdir()
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        return report
+
+    def _run(self, out_dir: Path, staging: Path) -> dict:
+        from .data import load_model_data, parse_preprocess, random_model_data, split_indices
+        from .data.shape_hints import shape_hints
+        from .onnx_import.batching import probe_batch
         from .sparsity import parse_pattern, plan_layers
 
         opts, started = self.opts, time.perf_counter()
-        _check_options(opts)
         module = self._timed("import_s", lambda: load_onnx(self.path))
         dense = self._timed("import_s", lambda: load_onnx(self.path)).eval()
         for p in dense.parameters():
             p.requires_grad_(False)
-        if len(module.input_names) != 1:
-            raise ConfigError(f"the model has {len(module.input_names)} inputs; pruning supports single-input models for now")
-        input_name = module.input_names[0]
-        shape = resolve_input_shapes(module, opts.input_shapes, batch=1)[input_name]
-        dtype = input_dtypes(module)[input_name]
         metadata = {p.key: p.value for p in module.onnx_model.metadata_props}
 
-        # ---- data ------------------------------------------------------------------------------
+        # ---- inputs: shapes (declared, --input-shape, or fixed by the data), dtypes, batch -------
         data_spec, preprocess = opts.data, opts.preprocess
         if data_spec is None and metadata.get(METADATA_PREFIX + "default_data"):
             data_spec = metadata[METADATA_PREFIX + "default_data"]
             preprocess = preprocess or metadata.get(METADATA_PREFIX + "default_preprocess") or None
             self.notes.append(f"Data '{data_spec}' comes from the model's metadata (no --data given).")
+        parsed_preprocess = parse_preprocess(preprocess) if preprocess else None
+        hints = shape_hints(data_spec, [(n, module.input_shapes.get(n, [])) for n in module.input_names],
+                            parsed_preprocess, metadata)
+        shapes = resolve_input_shapes(module, opts.input_shapes, batch=1, hints=hints)
+        for name, (_, source) in hints.items():
+            if opts.input_shapes is None or name not in opts.input_shapes:
+                declared = module.input_shapes.get(name, [])
+                if any(not (isinstance(d, int) and d > 0) for d in declared[1:]) or not declared:
+                    self.notes.append(f"Input {name!r} runs at {'x'.join(map(str, shapes[name][1:]))} per sample, from {source}.")
+        dtypes = input_dtypes(module)
+        inputs = [(name, shapes[name], dtypes[name]) for name in module.input_names]
+
+        def example_inputs(batch: int) -> list[torch.Tensor]:
+            return random_inputs(module, {n: [batch, *s[1:]] for n, s in shapes.items()}, batch=batch, seed=opts.seed)
+
+        batch_info = self._timed("import_s", lambda: probe_batch(dense, example_inputs))
+        module.batch_chunk = dense.batch_chunk = batch_info.chunk
+        if batch_info.chunk is not None or batch_info.declared_fixed:
+            self.notes.append(f"Batch: {batch_info.detail}.")
+
+        # ---- data ------------------------------------------------------------------------------
         num_classes = _num_classes(module)
         method = get_method(opts.method, **self._method_options(data_spec is not None))
         if data_spec is not None:
-            dataset = self._timed("data_s", lambda: load_dataset(
-                data_spec, input_shape=shape, input_dtype=dtype,
-                preprocess=parse_preprocess(preprocess) if preprocess else None,
-                num_classes=num_classes, limit=opts.limit, seed=opts.seed))
+            dataset = self._timed("data_s", lambda: load_model_data(
+                data_spec, inputs, preprocess=parsed_preprocess, num_classes=num_classes, limit=opts.limit, seed=opts.seed))
             labelled = dataset.labelled
             if opts.val_data is not None:
                 train_data = dataset
-                val_data = self._timed("data_s", lambda: load_dataset(
-                    opts.val_data, input_shape=shape, input_dtype=dtype,
-                    preprocess=parse_preprocess(preprocess) if preprocess else None,
-                    num_classes=num_classes, seed=opts.seed))
+                val_data = self._timed("data_s", lambda: load_model_data(
+                    opts.val_data, inputs, preprocess=parsed_preprocess, num_classes=num_classes, seed=opts.seed))
                 if val_data.labelled != labelled:
                     raise DataError("--data and --val-data must both have labels or both have none")
             else:
@@ -153,9 +194,10 @@ class Pipeline:
             if method.requires_data():
                 raise DataError(f"method {opts.method!r} with these options trains the model: give --data (or --epochs 0 for one-shot pruning)")
             train_data, labelled = None, False
-            val_data = random_dataset(shape, RANDOM_EVAL_SAMPLES, dtype, opts.seed)
+            val_data = random_model_data(inputs, RANDOM_EVAL_SAMPLES, opts.seed)
             data_info = {"description": val_data.description, "train": 0, "val": len(val_data), "labelled": False}
-            self.notes.append(f"No data: pruning is one-shot, and metrics are fidelity to the dense model on {RANDOM_EVAL_SAMPLES} random inputs of shape {'x'.join(map(str, shape))}.")
+            described = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s, _ in inputs)
+            self.notes.append(f"No data: pruning is one-shot, and metrics are fidelity to the dense model on {RANDOM_EVAL_SAMPLES} random inputs ({described}).")
 
         classifier = num_classes is not None
         if labelled:
@@ -175,13 +217,14 @@ class Pipeline:
                 raise ConfigError(f"method {opts.method!r} finds every layer's sparsity itself: drop --sparsity/--override")
             keep_ends = False if keep_ends is None else keep_ends  # the paper prunes every layer
         target = opts.sparsity if opts.sparsity is not None else DEFAULT_SPARSITY
+        if not module.weights:
+            raise ConfigError(f"{self.path}: the model has no prunable weights (no Conv, ConvTranspose, Gemm or MatMul with a constant weight)")
         plan = plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
                            overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope)
         self.notes.extend(plan.notes)
 
-        out_dir = Path(opts.output) if opts.output else Path("compressed") / f"{self.path.stem}-{opts.method}"
         out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = Checkpoint(out_dir / "checkpoint.pt", opts.fingerprint(_sha256(self.path)))
+        checkpoint = Checkpoint(out_dir / CHECKPOINT_NAME, opts.fingerprint(_sha256(self.path)))
         if checkpoint.exists() and not opts.resume:
             self.log(f"note: {checkpoint.path} exists from an interrupted run; starting over (pass --resume to continue it)")
         session = Session(module, objective, train_data, val_data, teacher=dense,
@@ -189,7 +232,8 @@ class Pipeline:
                           resume=opts.resume, progress=opts.progress, log=self.log)
 
         dense_metrics = self._timed("evaluate_s", lambda: session.evaluate(dense))
-        ctx = PruneContext(module=module, plan=plan, pattern=pattern, session=session, log=self.log, input_shape=shape)
+        ctx = PruneContext(module=module, plan=plan, pattern=pattern, session=session, log=self.log,
+                           input_shape=shapes[module.input_names[0]])
         masks = self._timed("method_s", lambda: method.run(ctx))
         masks.apply(module)
         if method.finds_own_sparsity:  # the searched per-layer sparsity is what the report calls the target
@@ -199,17 +243,23 @@ class Pipeline:
                 raise RuntimeError(f"pruned entries of {name} are not zero after {opts.method}")
         compressed_metrics = self._timed("evaluate_s", lambda: session.evaluate(module))
 
-        # ---- export, measure, report -------------------------------------------------------------
+        # ---- export, measure, report (all into the staging folder) -------------------------------
         from exporters import export_onnx
 
-        sample = torch.stack([val_data[i][0] for i in range(min(len(val_data), 8))])
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        file_batch = batch_info.native if (batch_info.declared_fixed or batch_info.chunk) else min(len(val_data), PARITY_SAMPLES)
+        sample = _example_batch(val_data, file_batch)
         export = self._timed("export_s", lambda: export_onnx(
-            module, out_dir / "model.onnx", sparse_initializers=opts.sparse_initializers, parity_inputs=[sample],
+            module, staging / "model.onnx", sparse_initializers=opts.sparse_initializers, parity_inputs=sample,
             metadata={"method": opts.method, "pattern": opts.pattern,
                       "target_sparsity": "searched" if method.finds_own_sparsity else str(target)}))
-        latency = self._timed("latency_s", lambda: self._latency(export.path, input_name, sample[:1]))
-        layers, params = _model_statistics(onnx.load(str(export.path)), module, plan)  # read back from the file
-        _, dense_params = _model_statistics(dense.onnx_model, module, plan)
+        latency_batch = batch_info.native if (batch_info.declared_fixed or batch_info.chunk) else 1
+        latency = self._timed("latency_s", lambda: self._latency(
+            export.path, module.input_names, [t[:latency_batch] for t in sample]))
+        exported = onnx.load(str(export.path))  # the report reads the file, so it cannot disagree with it
+        layers, params = _model_statistics(exported, module, plan)
+        _, dense_params = _model_statistics(dense.onnx_model, dense, plan)
         params["dense_nonzero"] = dense_params["nonzero"]
         params["dense_prunable_nonzero"] = dense_params["prunable_nonzero"]
         self.notes.extend(ctx.notes)
@@ -228,6 +278,8 @@ class Pipeline:
             "latency_ms": latency,
             "file_bytes": {"dense": _file_bytes(self.path), "compressed": export.file_bytes},
             "data": data_info,
+            "inputs": {name: {"shape": shape, "dtype": str(dtype).removeprefix("torch.")} for name, shape, dtype in inputs},
+            "batch": batch_info.to_dict(),
             "training": {**method.describe(), "batch_size": opts.batch_size, "seed": opts.seed},
             "plan": plan.to_dict(),
             "notes": self.notes,
@@ -235,15 +287,22 @@ class Pipeline:
             "model": str(self.path),
         }
         report.update(ctx.record)
-        self.timings["total_s"] = time.perf_counter() - started
-        report["timings"] = self.timings
-        report["outputs"] = {"onnx": str(export.path), "report_json": str(out_dir / "report.json"), "report_md": str(out_dir / "report.md")}
         from .reporting import write_markdown_report
 
-        md_path = write_markdown_report(report, out_dir)
-        report["outputs"]["report_md"] = str(md_path)
-        report["outputs"]["plots"] = sorted(str(p) for p in out_dir.glob("*.png"))
-        _write_json_atomically(out_dir / "report.json", report)
+        final = {"onnx": str(out_dir / "model.onnx"), "report_json": str(out_dir / "report.json"),
+                 "report_md": str(out_dir / "report.md")}
+        if export.data_path is not None:
+            final["onnx_data"] = str(out_dir / export.data_path.name)
+        report["outputs"] = final
+        write_markdown_report(report, staging)
+        report["outputs"]["plots"] = sorted(str(out_dir / p.name) for p in staging.glob("*.png"))
+        self.timings["total_s"] = time.perf_counter() - started
+        report["timings"] = self.timings
+        _write_json_atomically(staging / "report.json", report)
+        # Every check passed: move the outputs into place (data file before the model that names it).
+        staged = sorted(p for p in staging.iterdir() if p.is_file())
+        for path in sorted(staged, key=lambda p: (p.name == "model.onnx", p.name)):
+            os.replace(path, out_dir / path.name)
         checkpoint.remove()  # finished: nothing to resume
         return report
 
@@ -259,10 +318,10 @@ class Pipeline:
             options[key] = getattr(opts, key)
         return options
 
-    def _latency(self, compressed_path: Path, input_name: str, sample: torch.Tensor) -> dict:
+    def _latency(self, compressed_path: Path, input_names: list[str], sample: list[torch.Tensor]) -> dict:
         from deploy.latency import device_description, measure_onnxruntime_latency, speedup
 
-        feeds = {input_name: sample.numpy()}
+        feeds = {name: torch_to_numpy(t) for name, t in zip(input_names, sample)}
         stats = measure_onnxruntime_latency({"dense": self.path, "compressed": compressed_path}, feeds,
                                             runs=self.opts.latency_runs)
         return {
@@ -293,20 +352,34 @@ def _check_options(opts: CompressOptions) -> None:
 
 
 def _num_classes(module) -> int | None:
-    """Classes of a classifier: the first output declared as [batch, K] with K >= 2."""
-    output = module.onnx_model.graph.output[0]
+    """Classes of a classifier: the first output the module trains on, declared as [batch, K] with K >= 2."""
+    graph = module.onnx_model.graph
+    declared = {v.name: v for v in list(graph.output) + list(graph.value_info)}
+    output = declared.get(module.output_names[0])
+    if output is None:
+        return None
     dims = output.type.tensor_type.shape.dim
     if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value >= 2:
         return int(dims[1].dim_value)
     return None
 
 
+def _example_batch(data, batch: int) -> list[torch.Tensor]:
+    """The first `batch` samples of `data` (repeated when it holds fewer), one tensor per model input."""
+    from torch.utils.data import default_collate
+
+    samples = [data[i % len(data)][0] for i in range(batch)]
+    stacked = default_collate(samples)
+    return list(stacked) if isinstance(stacked, (list, tuple)) else [stacked]
+
+
 def _model_statistics(model: onnx.ModelProto, module, plan) -> tuple[list[dict], dict]:
     """Per-layer and total counts of a model's stored tensors. The pipeline passes the exported
     file as read back from disk, so the report and the file cannot disagree."""
-    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for sparse in model.graph.sparse_initializer:
-        arrays[sparse.values.name] = numpy_helper.to_array(sparse)
+    arrays = _stored_arrays(model)
+    # weights computed by constant subgraphs (e.g. ConstantOfShape) are stored nowhere: the module holds them
+    computed = {n: module.parameter(n).detach().numpy() for n in module.weights if n not in arrays}
+    arrays.update(computed)
     layers = []
     for name, info in module.weights.items():
         array = arrays[name]
@@ -323,6 +396,19 @@ def _model_statistics(model: onnx.ModelProto, module, plan) -> tuple[list[dict],
         "prunable_nonzero": int(sum(np.count_nonzero(arrays[layer["name"]]) for layer in layers)),
     }
     return layers, params
+
+
+def _stored_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Every tensor a file stores: initializers, sparse initializers and Constant-node values."""
+    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for sparse in model.graph.sparse_initializer:
+        arrays[sparse.values.name] = numpy_helper.to_array(sparse)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    arrays[node.output[0]] = numpy_helper.to_array(attr.t)
+    return arrays
 
 
 def _file_bytes(path: Path) -> int:

@@ -36,7 +36,7 @@ def test_example_run_writes_model_and_report(tmp_path):
     report = compress(EXAMPLE, method="magnitude", sparsity=0.8, epochs=1, output=tmp_path / "out", **QUIET)
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} >= {"model.onnx", "report.json", "report.md"}
-    assert not (out / "checkpoint.pt").exists()
+    assert not (out / "resume-checkpoint.pt").exists()
     assert EXAMPLE.read_bytes() == before  # the input is never touched
     saved = json.loads((out / "report.json").read_text())
     for key in ("method", "pattern", "target_sparsity", "sparsity", "params", "compression_ratio", "layers", "metrics",
@@ -122,7 +122,7 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path):
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *map(str, args), "-o", str(interrupted)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = interrupted / "checkpoint.pt"
+    checkpoint = interrupted / "resume-checkpoint.pt"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if checkpoint.exists():

@@ -171,7 +171,7 @@ def test_slr_resumes_mid_phase_with_multipliers_and_step_size(tmp_path, monkeypa
     monkeypatch.setattr(slr.SLRHooks, "block", crashing_block)
     with pytest.raises(Crash):
         compress(EXAMPLE, output=tmp_path / "resumed", **options)
-    assert (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert (tmp_path / "resumed" / "resume-checkpoint.pt").exists()
     monkeypatch.setattr(slr.SLRHooks, "block", original)
     resumed = compress(EXAMPLE, output=tmp_path / "resumed", resume=True, **options)
 

@@ -13,7 +13,7 @@ Modules: `spec` (dispatch, help text), `dataset` (LoadedDataset and in-memory so
 
 from .dataset import LoadedDataset
 from .preprocess import Preprocess, parse_preprocess
-from .spec import DATA_SPEC_HELP, load_dataset, random_dataset
+from .spec import DATA_SPEC_HELP, load_dataset, load_model_data, random_dataset, random_model_data
 from .split import split_indices
 
-__all__ = ["DATA_SPEC_HELP", "LoadedDataset", "Preprocess", "load_dataset", "parse_preprocess", "random_dataset", "split_indices"]
+__all__ = ["DATA_SPEC_HELP", "LoadedDataset", "Preprocess", "load_dataset", "load_model_data", "random_model_data", "parse_preprocess", "random_dataset", "split_indices"]

@@ -94,6 +94,20 @@ class TensorSource:
         return self.x[index]
 
 
+class ZipSource:
+    """Samples of a multi-input model: sample i is the tuple of every part's sample i."""
+
+    def __init__(self, name: str, parts: Sequence, labels: np.ndarray | None, num_classes: int | None, total: int,
+                 detail: str = ""):
+        self.name, self.parts, self.labels, self.num_classes, self.total, self.detail = name, list(parts), labels, num_classes, total, detail
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+    def sample(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(part.sample(index) for part in self.parts)
+
+
 class LazyImageSource:
     """Raw images [N, C, h, w] in [0, 1], transformed one at a time when read."""
 

@@ -118,3 +118,44 @@ def random_dataset(input_shape: Sequence[int], n: int, input_dtype: torch.dtype 
     if n < 1:
         raise ConfigError(f"the number of random samples must be positive, got {n}")
     return LoadedDataset(RandomSource(tuple(shape[1:]), n, input_dtype, seed))
+
+
+def load_model_data(spec: str, inputs: Sequence[tuple[str, Sequence[int], torch.dtype]], *, preprocess: Preprocess | None = None,
+                    num_classes: int | None = None, limit: int | None = None, seed: int = 0) -> LoadedDataset:
+    """`load_dataset` for a model's inputs, given as (name, shape with batch, dtype) in model order.
+
+    A single-input model takes every kind of spec; a model with several inputs takes an .npz
+    with one array per input name (its samples are tuples, one tensor per input)."""
+    if len(inputs) == 1:
+        name, shape, dtype = inputs[0]
+        return load_dataset(spec, input_shape=shape, input_dtype=dtype, preprocess=preprocess,
+                            num_classes=num_classes, limit=limit, seed=seed, input_name=name)
+    from .sources.npz import npz_multi_source
+
+    names = ", ".join(name for name, _, _ in inputs)
+    spec = spec.strip()
+    if not spec.lower().endswith(".npz"):
+        raise DataError(f"the model has {len(inputs)} inputs ({names}): give --data as an .npz with one array per input name")
+    if preprocess is not None and preprocess != Preprocess():
+        raise ConfigError(f"--preprocess does not apply to .npz data ({spec}): arrays are fed to the model as stored")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"the sample limit must be a positive integer, got {limit!r}")
+    path = _existing(spec, "data file")
+    if not path.is_file():
+        raise DataError(f"data path {spec} is not a file")
+    shaped = [(name, _check_input_shape(shape), dtype) for name, shape, dtype in inputs]
+    return LoadedDataset(npz_multi_source(path, spec, inputs=shaped, num_classes=num_classes, limit=limit, seed=seed))
+
+
+def random_model_data(inputs: Sequence[tuple[str, Sequence[int], torch.dtype]], n: int, seed: int = 0) -> LoadedDataset:
+    """`random_dataset` for every input of a model (a tuple per sample when it has several)."""
+    if len(inputs) == 1:
+        _, shape, dtype = inputs[0]
+        return random_dataset(shape, n, dtype, seed)
+    from .dataset import ZipSource
+    from .sources.random_inputs import RandomSource
+
+    if n < 1:
+        raise ConfigError(f"the number of random samples must be positive, got {n}")
+    parts = [RandomSource(tuple(_check_input_shape(shape)[1:]), n, dtype, seed + k) for k, (_, shape, dtype) in enumerate(inputs)]
+    return LoadedDataset(ZipSource("random inputs", parts, None, None, n))

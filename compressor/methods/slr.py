@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import PruneContext, register_method
+from ..training.loop import samples_in
 from .lagrangian import LagrangianMethod, PenaltyHooks, current_weights, frobenius_sum, penalty, project
 
 Tensors = dict[str, torch.Tensor]
@@ -102,8 +103,8 @@ class ConditionSet:
         for batch in loader:
             x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
             teacher = session.teacher(x) if session.objective.needs_teacher else None
-            total += float(session.objective.loss(module(x), labels, teacher)) * x.shape[0]
-            count += x.shape[0]
+            total += float(session.objective.loss(module(x), labels, teacher)) * samples_in(x)
+            count += samples_in(x)
         module.train(was_training)
         return total / max(count, 1)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import onnx
 
+from ..errors import CompressorError, ModelLoadError
+
 from .builder import build_module
 from .module import OnnxModule
 from .reader import LoadedModel, read_model, unsupported_ops, validate_structure
@@ -22,7 +24,14 @@ __all__ = ["load_onnx", "load_onnx_proto", "OnnxModule", "WeightInfo", "unsuppor
 
 def load_onnx(path: str | Path) -> OnnxModule:
     """Import an ONNX file as a trainable module. The file is only read, never written."""
-    return build_module(read_model(path))
+    loaded = read_model(path)
+    try:
+        return build_module(loaded)
+    except CompressorError:
+        raise
+    except Exception as exc:  # a damaged graph can break any operator's builder or the folding
+        text = str(exc).strip() or type(exc).__name__
+        raise ModelLoadError(f"{path}: cannot import the graph: {text.splitlines()[0]}") from exc
 
 
 def load_onnx_proto(proto: onnx.ModelProto, label: str = "model") -> OnnxModule:

@@ -18,14 +18,18 @@ def parse_shape(text: str) -> list[int]:
     return [int(v) for v in text.strip().split("x")]
 
 
-def resolve_input_shapes(module, overrides: dict[str, list[int]] | None = None, batch: int = 1) -> dict[str, list[int]]:
+def resolve_input_shapes(module, overrides: dict[str, list[int]] | None = None, batch: int = 1,
+                         hints: dict[str, tuple[list, str]] | None = None) -> dict[str, list[int]]:
     """A concrete shape for every model input.
 
     A symbolic first dimension is taken as the batch (`batch`); any other symbolic dimension
-    must come from `overrides`, otherwise the error names the input and its dimensions. An
-    override keyed "" (a shape given without a name) belongs to the model's only input.
+    comes from `overrides` (--input-shape) or from `hints` ({name: (shape with None where
+    unknown, where it came from)}: the data or the model's metadata); otherwise the error names
+    the input and its dimensions. An override keyed "" (a shape given without a name) belongs
+    to the model's only input.
     """
     overrides = dict(overrides or {})
+    hints = hints or {}
     if "" in overrides:
         if len(module.input_names) != 1:
             raise CompressorError(f"the model has {len(module.input_names)} inputs: name each, as NAME:1x3x224x224")
@@ -39,6 +43,9 @@ def resolve_input_shapes(module, overrides: dict[str, list[int]] | None = None, 
             shapes[name] = list(overrides[name])
             continue
         declared = module.input_shapes.get(name, [])
+        hint, source = hints.get(name, ([], ""))
+        if not declared and hint and all(d for d in hint[1:]):
+            declared = [None, *hint[1:]]
         if not declared:
             raise CompressorError(f"input {name!r} declares no shape; give one with --input-shape {name}:1x3x224x224")
         shape = []
@@ -47,10 +54,14 @@ def resolve_input_shapes(module, overrides: dict[str, list[int]] | None = None, 
                 shape.append(dim)
             elif axis == 0:
                 shape.append(batch)
+            elif len(hint) == len(declared) and hint[axis]:
+                shape.append(int(hint[axis]))
             else:
                 dims = "x".join(str(d) if isinstance(d, int) and d > 0 else str(d or "?") for d in declared)
                 raise CompressorError(
-                    f"input {name!r} has dynamic dimensions {dims}; give a concrete shape with --input-shape {name}:..."
+                    f"input {name!r} has dynamic dimensions {dims} and nothing fixes them (no --data of that shape, "
+                    f"no image size in the model's metadata): give --input-shape {name}:"
+                    + "x".join(str(d) if isinstance(d, int) and d > 0 else ("1" if i == 0 else "N") for i, d in enumerate(declared))
                 )
         shapes[name] = shape
     return shapes

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .batching import batch_size_of, run_in_batches
 from .weights import WeightInfo
 
 # Slot 0 of the value table always holds None (what an omitted optional input reads) and
@@ -75,6 +76,7 @@ class OnnxModule(nn.Module):
         self.uses_external_data = uses_external_data
         self.input_shapes = dict(input_shapes or {})  # ONNX-declared shapes (ints or names)
         self.weights = dict(weights)
+        self.batch_chunk: int | None = None  # feed the graph this many samples at a time (None: any batch)
         self.sources: dict[str, ConstantSource] = {}
         self._attr_of: dict[str, str] = {}  # ONNX tensor name -> attribute name
         self._const_slots: list[tuple[int, str, bool]] = []
@@ -115,6 +117,19 @@ class OnnxModule(nn.Module):
 
     # ---- execution -------------------------------------------------------------------------
     def forward(self, *inputs: torch.Tensor):
+        """Run the graph. A multi-input model also takes one list of its inputs (a collated batch).
+
+        A model that only runs at a fixed batch (`batch_chunk`, set by the pipeline from
+        `batching.probe_batch`) is fed that many samples at a time.
+        """
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = tuple(inputs[0])
+        if self.batch_chunk is not None and batch_size_of(inputs) != self.batch_chunk:
+            return run_in_batches(self.run_unbatched, inputs, self.batch_chunk, self.output_names)
+        return self.run_unbatched(*inputs)
+
+    def run_unbatched(self, *inputs: torch.Tensor):
+        """One pass of the graph over exactly these inputs."""
         if len(inputs) != len(self._input_slots):
             raise TypeError(f"model takes {len(self._input_slots)} inputs ({', '.join(self.input_names)}), got {len(inputs)}")
         env: list = [None] * self._num_slots

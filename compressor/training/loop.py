@@ -47,6 +47,12 @@ class TrainConfig:
     seed: int = 0
 
 
+def samples_in(x) -> int:
+    """Samples in a batch: a tensor, or a list of tensors (one per input of a multi-input model)."""
+    first = x[0] if isinstance(x, (list, tuple)) else x
+    return int(first.shape[0])
+
+
 def loader_for_epoch(dataset, batch_size: int, seed: int, step_index: int, epoch: int) -> DataLoader:
     """A loader whose shuffle depends only on (seed, phase, epoch): resuming replays it exactly."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + step_index * 1_009 + epoch)
@@ -85,8 +91,8 @@ def train_one_epoch(
             masks.apply(module)  # pruned weights stay exactly zero
         step += 1
         hooks.after_step(step)
-        total += objective_loss * x.shape[0]
-        count += x.shape[0]
+        total += objective_loss * samples_in(x)
+        count += samples_in(x)
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{objective_loss:.4f}")

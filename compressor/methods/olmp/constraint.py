@@ -73,6 +73,8 @@ class ConstraintSet:
         count = min(samples, len(data))
         order = torch.randperm(len(data), generator=generator)[:count].tolist()
         items = [data[i] for i in order]
+        if isinstance(items[0][0], (list, tuple)):  # the search's sample batches are single tensors
+            raise ConfigError("olmp supports single-input models; this model has several inputs (use slr, admm or magnitude)")
         inputs = torch.stack([item[0] for item in items])
         labels = torch.stack([torch.as_tensor(item[1]) for item in items]) if len(items[0]) > 1 else None
         split = "training data" if source == "train" else "validation split"
