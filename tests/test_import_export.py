@@ -52,8 +52,9 @@ def test_unchanged_round_trip_matches_onnxruntime(tmp_path, weights_as):
     np.testing.assert_allclose(ort_run(result.path, x), want, rtol=1e-6, atol=1e-6)
     exported = onnx.load(str(result.path))
     if weights_as == "subgraph":
-        # the chains became initializers of the same names; nothing else changed
-        assert [n.op_type for n in exported.graph.node] == ["Conv", "Relu", "Flatten", "Gemm"]
+        # the chains became initializers of the same names; the biases' Constant nodes stay
+        assert [n.op_type for n in exported.graph.node] == ["Constant", "Constant", "Conv", "Relu", "Flatten", "Gemm"]
+        assert [n.output[0] for n in exported.graph.node[:2]] == ["conv.bias", "fc.bias"]
         assert {"conv.weight", "fc.weight"} <= {i.name for i in exported.graph.initializer}
         assert set(result.removed_nodes) >= {"Transpose#1", "Identity#2", "Cast#3", "Reshape#6"}
     else:
