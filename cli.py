@@ -148,6 +148,8 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
         result = export_onnx(module, target, sparse_initializers=sparse_initializers,
                              parity_inputs=example_inputs(check_batch))
     click.echo(f"imported {model}: {module.num_nodes} nodes, {len(module.weights)} prunable weights")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"onnxruntime vs import: max relative error {result.parity.max_relative_error:.2e} "
                f"on inputs {result.parity.input_shapes}")
     if output:

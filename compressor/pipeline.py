@@ -263,6 +263,7 @@ class Pipeline:
         params["dense_nonzero"] = dense_params["nonzero"]
         params["dense_prunable_nonzero"] = dense_params["prunable_nonzero"]
         self.notes.extend(ctx.notes)
+        self.notes.extend(f"Export: {warning}." for warning in export.warnings)
         report = {
             "method": opts.method,
             "pattern": opts.pattern,
@@ -376,7 +377,9 @@ def _example_batch(data, batch: int) -> list[torch.Tensor]:
 def _model_statistics(model: onnx.ModelProto, module, plan) -> tuple[list[dict], dict]:
     """Per-layer and total counts of a model's stored tensors. The pipeline passes the exported
     file as read back from disk, so the report and the file cannot disagree."""
-    arrays = _stored_arrays(model)
+    from exporters import stored_tensors
+
+    arrays = stored_tensors(model)
     # weights computed by constant subgraphs (e.g. ConstantOfShape) are stored nowhere: the module holds them
     computed = {n: module.parameter(n).detach().numpy() for n in module.weights if n not in arrays}
     arrays.update(computed)
@@ -396,19 +399,6 @@ def _model_statistics(model: onnx.ModelProto, module, plan) -> tuple[list[dict],
         "prunable_nonzero": int(sum(np.count_nonzero(arrays[layer["name"]]) for layer in layers)),
     }
     return layers, params
-
-
-def _stored_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Every tensor a file stores: initializers, sparse initializers and Constant-node values."""
-    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for sparse in model.graph.sparse_initializer:
-        arrays[sparse.values.name] = numpy_helper.to_array(sparse)
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-                    arrays[node.output[0]] = numpy_helper.to_array(attr.t)
-    return arrays
 
 
 def _file_bytes(path: Path) -> int:
