@@ -10,6 +10,8 @@ that cannot be fetched is skipped with the reason. docs/models.md records the re
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ from exporters import stored_tensors
 from corpus_models import corpus_entries, corpus_entry, corpus_model
 
 QUIET = dict(progress=False, latency_runs=3, log=lambda message: None)
+# When set, each model's step results are written here (one JSON file per model) for docs/models.md
+RESULTS_DIR = os.environ.get("COMPRESSOR_CORPUS_RESULTS")
 PARITY = 1e-4
 IDS = [entry["id"] for entry in corpus_entries()]
 
@@ -85,6 +89,34 @@ def _check_pruned(report: dict, original: Path, dense_module, pattern: str) -> N
     assert pruned_layers > 0 or report["plan"]["skipped"], "nothing pruned and nothing explained"
 
 
+def _multi_input_npz(module, photos: Path, target: Path) -> Path:
+    import torch
+    from PIL import Image
+
+    from compressor.onnx_import.inputs import input_dtypes
+
+    files = sorted(photos.glob("*.png"))[:8]
+    dtypes = input_dtypes(module)
+    image = next(n for n in module.input_names if len(module.input_shapes[n]) == 4 and dtypes[n].is_floating_point)
+    arrays = {}
+    for name, dtype in dtypes.items():
+        shape = [len(files), *module.input_shapes[name][1:]]
+        if name == image:
+            h, w = shape[2], shape[3]
+            arrays[name] = np.stack([np.asarray(Image.open(f).convert("RGB").resize((w, h)), np.float32).transpose(2, 0, 1) / 255
+                                     for f in files])
+        else:
+            arrays[name] = np.ones(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype)
+    np.savez(target, **arrays)
+    return target
+
+
+def _summary(report: dict) -> str:
+    """'sparsity 41.2%, 3 kept dense, parity 2e-06' for docs/models.md."""
+    kept = len(report["plan"]["skipped"])
+    return f"sparsity {report['sparsity']:.1%}, {kept} kept dense, parity {report['export_parity']:.0e}"
+
+
 @pytest.fixture(scope="module")
 def calibration_photos(tmp_path_factory) -> Path:
     """Sixteen 160x160 crops of scikit-learn's two sample photos: real images, no labels."""
@@ -110,12 +142,21 @@ def test_corpus_model_every_step(model_id, tmp_path, calibration_photos):
     path = corpus_model(model_id)
     before = path.read_bytes()
     runner = CliRunner()
-    results = {}
+    results: dict[str, str] = {}
+    started = time.perf_counter()
+
+    def record(step: str, text: str) -> None:
+        results[step] = text
+        if RESULTS_DIR:
+            Path(RESULTS_DIR).mkdir(parents=True, exist_ok=True)
+            results["seconds"] = f"{time.perf_counter() - started:.0f}"
+            (Path(RESULTS_DIR) / f"{model_id}.json").write_text(json.dumps(results, indent=1))
 
     result = runner.invoke(main, ["inspect", "--json", str(path)])
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["totals"]["layers"] > 0
-    results["inspect"] = "ok"
+    inspected = json.loads(result.stdout)
+    assert inspected["totals"]["layers"] > 0
+    record("inspect", f"{inspected['totals']['layers']} layers" + (" + tail" if inspected.get("tail") else ""))
 
     module = load_onnx(path)
     shape_options = _shape_options(entry, module)
@@ -125,20 +166,23 @@ def test_corpus_model_every_step(model_id, tmp_path, calibration_photos):
     parity = float(result.stdout.split("max relative error ")[1].split()[0])
     assert parity <= PARITY
     _full_check(path, tmp_path / "check.onnx")
+    record("check", f"parity {parity:.1e}")
 
     for pattern, options in (("unstructured", {"sparsity": 0.5}), ("2:4", {"pattern": "2:4"})):
         report = compress(path, output=tmp_path / pattern.replace(":", "of"), epochs=0, **options, **shape_options, **QUIET)
         _check_pruned(report, path, module, pattern)
+        record(pattern, _summary(report))
 
     # a short label-free run: the dense model teaches the pruned one on real photos
     data_options = {"data": str(calibration_photos), "limit": 8, "val_fraction": 0.25, "batch_size": 4, "epochs": 1}
-    if len(module.input_names) > 1:
-        pytest.skip("several inputs: covered by the npz test below")
-    if shape_options:
+    if len(module.input_names) > 1:  # an .npz with one array per input: photos for the image, ones for the rest
+        data_options["data"] = str(_multi_input_npz(module, calibration_photos, tmp_path / "calibration.npz"))
+    elif shape_options:
         (shape,) = shape_options["input_shapes"].values()
         h, w = (shape[1], shape[2]) if "nhwc-input" in entry["features"] else (shape[2], shape[3])
         data_options["preprocess"] = f"size={h}x{w}"  # the size comes from the data options, not --input-shape
     report = compress(path, output=tmp_path / "distil", sparsity=0.5, **data_options, **QUIET)
     assert report["metrics"]["kind"] == "fidelity" and report["data"]["train"] == 6
     _check_pruned(report, path, module, "unstructured")
+    record("label-free", _summary(report))
     assert path.read_bytes() == before  # the input is never modified
