@@ -336,3 +336,31 @@ def test_inspect_and_check_on_a_detector(tmp_path):
     result = subprocess.run([*cli, "check", str(path)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "max relative error" in result.stdout and "tail" in result.stdout
+
+
+def test_a_node_the_builder_refuses_starts_a_tail(tmp_path):
+    # Cast to STRING is a supported op with an attribute value the importer refuses
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    _detector_head(rng, nodes, inits)
+    nodes.append(helper.make_node("Cast", ["scores"], ["score_text"], name="as_text", to=TensorProto.STRING))
+    outputs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["N", BOXES, 4]),
+               helper.make_tensor_value_info("score_text", TensorProto.STRING, ["N", 1, BOXES])]
+    path = write(tmp_path, "text.onnx", _model(nodes, inits, outputs))
+    module = load_onnx(path)  # the string output belongs to the tail: its type is not refused
+    assert module.tail.ops == ("Cast",) and module.tail.forced_by == ("node as_text (Cast): Cast to string is not supported",)
+    assert module.output_names == ["boxes", "scores"] and module.tail.outputs == ("score_text",)
+    x = sample_input()
+    parity = check_parity(module, path, inputs=[x])
+    assert parity.max_relative_error < 1e-5 and parity.tail_outputs == {"score_text": [2, 1, BOXES]}
+
+
+def test_a_refused_node_before_a_weight_keeps_the_builders_reason(tmp_path):
+    model = nms_detector()
+    relu = next(n for n in model.graph.node if n.name == "relu1")
+    relu.CopyFrom(helper.make_node("Cast", ["c1"], ["r1"], name="text_cast", to=TensorProto.STRING))
+    with pytest.raises(UnsupportedModelError) as err:
+        load_onnx_proto(model, "m")
+    message = str(err.value)
+    assert message.startswith("m: unsupported operators: NonMaxSuppression (domain ai.onnx, opset 11); "
+                              "node text_cast (Cast): Cast to string is not supported; node conv2 (Conv) comes after them")

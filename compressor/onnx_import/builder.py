@@ -90,7 +90,7 @@ def build_module(loaded: LoadedModel, label: str | None = None, *, allow_tail: b
     reads = [node_reads(node) for node in graph.node]
 
     # --- the tail: unsupported nodes and everything that reads their results ------------------
-    unsupported: dict[int, str] = {}  # node index -> the op it runs, for messages
+    unsupported: dict[int, str] = {}  # node index -> why the importer cannot run it
     refused: dict[int, str] = {}  # node index -> why its builder refused it
     if allow_tail:
         for i in order:
@@ -103,7 +103,9 @@ def build_module(loaded: LoadedModel, label: str | None = None, *, allow_tail: b
     if tail:  # refused before any work when a weight in the tail is plain to see
         _refuse_trained_tail(proto, label, graph, order, reads, tail, {}, initializer_names, [], conservative=False)
     skip = _tail_only_tensors(graph, reads, tail) if tail else set()
-    check_supported(proto, label, skip if tail else None)
+    graph_outputs = [o.name for o in graph.output]
+    if allow_tail:  # types where the import loads tensors; outputs once the tail is final
+        check_supported(proto, label, skip | set(graph_outputs))
 
     constants: dict[str, torch.Tensor] = {}
     onnx_types: dict[str, int] = {}
@@ -149,10 +151,12 @@ def build_module(loaded: LoadedModel, label: str | None = None, *, allow_tail: b
         else:
             plan_nodes.append((index, node, ctx, fn))
 
-    graph_outputs = [o.name for o in graph.output]
-    output_names, tail_info = graph_outputs, None
     if tail:
         _refuse_trained_tail(proto, label, graph, order, reads, tail, constants, initializer_names, refused.values())
+    if allow_tail:  # a builder may have refused a node that makes an output torch cannot hold
+        check_supported(proto, label, _tail_only_tensors(graph, reads, tail))
+    output_names, tail_info = graph_outputs, None
+    if tail:
         why = "; ".join(filter(None, [unsupported_ops_text(proto), *refused.values()]))
         tail_info = _describe_tail(graph, order, reads, tail, {**unsupported, **refused}, plan_nodes)
         output_names = [n for n in graph_outputs if n not in tail_info.outputs]
@@ -262,12 +266,15 @@ def _downstream(graph: onnx.GraphProto, reads: list[list[str]], start: set[int])
 
 
 def _tail_only_tensors(graph: onnx.GraphProto, reads: list[list[str]], tail: set[int]) -> set[str]:
-    """Tensors that only the tail reads or makes: the import neither loads nor type-checks them."""
+    """Tensors that only the tail reads or makes: the import neither loads nor type-checks them.
+    Graph inputs are never among them: the module takes every input."""
     head_reads = {n for i, names in enumerate(reads) if i not in tail for n in names}
     tail_made = {out for i in tail for out in graph.node[i].output if out}
     head_outputs = {o.name for o in graph.output if o.name not in tail_made}
     tail_reads = {n for i in tail for n in reads[i]}
-    return (tail_reads | tail_made) - head_reads - head_outputs
+    initializers = {t.name for t in graph.initializer} | {t.values.name for t in graph.sparse_initializer}
+    inputs = {v.name for v in graph.input} - initializers
+    return (tail_reads | tail_made) - head_reads - head_outputs - inputs
 
 
 _WEIGHT_INPUTS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (0, 1), "MatMul": (0, 1)}
