@@ -80,7 +80,7 @@ def _input_shapes(values: tuple[str, ...]) -> dict[str, list[int]] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def inspect(model: Path, as_json: bool):
     """List the prunable layers of MODEL with their sparsity and 2:4 eligibility."""
-    from compressor.inspection import inspect_module
+    from compressor.inspection import inspect_module, tail_line
     from compressor.onnx_import import load_onnx
 
     report = inspect_module(load_onnx(model))
@@ -110,6 +110,8 @@ def inspect(model: Path, as_json: bool):
         f"({t['prunable_sparsity']:.1%} zero), {t['nm_eligible_layers']} eligible for 2:4; "
         f"{t['total']:,} stored values in all ({t['total'] - t['nonzero']:,} zero)"
     )
+    if tail_line(report):
+        click.echo(tail_line(report))
 
 
 @main.command(cls=_Command)
@@ -152,6 +154,8 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"onnxruntime vs import: max relative error {result.parity.max_relative_error:.2e} "
                f"on inputs {result.parity.input_shapes}")
+    if module.tail:
+        click.echo(f"tail kept as is ({', '.join(module.tail.ops)}) ran in onnxruntime: outputs {result.parity.tail_outputs}")
     if output:
         click.echo(f"wrote {output} ({result.file_bytes:,} bytes)")
 

@@ -18,10 +18,10 @@ import torch
 
 from ..errors import ModelLoadError, UnsupportedModelError
 from .context import NodeContext
-from .module import NONE_SLOT, SINK_SLOT, ConstantSource, OnnxModule, Step
-from .reader import LoadedModel, check_supported, opset_versions
+from .module import NONE_SLOT, SINK_SLOT, ConstantSource, OnnxModule, Step, Tail
+from .reader import LoadedModel, check_supported, node_reads, node_supported, opset_versions, subgraphs, unsupported_ops_text
 from .registry import lookup, normalize_domain
-from .tensors import TORCH_TO_ONNX, tensor_proto_to_torch
+from .tensors import ONNX_TO_TORCH, TORCH_TO_ONNX, tensor_proto_to_torch
 from .weights import WeightInfo, matmul_bias_input, trainable_inputs
 
 # Never folded even when their inputs are constant: their value must be drawn at run time.
@@ -73,44 +73,96 @@ def _stable_order(order: list[int], graph: onnx.GraphProto, available: set[str])
     return list(range(len(graph.node)))
 
 
-def build_module(loaded: LoadedModel, label: str | None = None) -> OnnxModule:
+def build_module(loaded: LoadedModel, label: str | None = None, *, allow_tail: bool = True) -> OnnxModule:
+    """Import `loaded`. With `allow_tail`, nodes the importer cannot run are accepted when no
+    prunable weight comes after them: they and everything downstream become the module's
+    `tail`, kept as is in the graph, and the module stops where the tail begins."""
     proto = loaded.proto
     graph = proto.graph
     label = label or (str(loaded.path) if loaded.path else "model")
-    check_supported(proto, label)
     opsets = opset_versions(proto)
+    if not allow_tail:
+        check_supported(proto, label)
+
+    initializer_names = {init.name for init in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
+    input_names = [i.name for i in graph.input if i.name not in initializer_names]
+    order = topological_order(graph, set(input_names) | initializer_names)
+    reads = [node_reads(node) for node in graph.node]
+
+    # --- the tail: unsupported nodes and everything that reads their results ------------------
+    unsupported: dict[int, str] = {}  # node index -> why the importer cannot run it
+    refused: dict[int, str] = {}  # node index -> why its builder refused it
+    if allow_tail:
+        for i in order:
+            node = graph.node[i]
+            if not node_supported(node, opsets):
+                domain = normalize_domain(node.domain)
+                unsupported[i] = (f"node {node_label(node, i)} ({node.op_type}): not supported "
+                                  f"(domain {domain or 'ai.onnx'}, opset {opsets.get(domain, 'not imported')})")
+    tail = _downstream(graph, reads, set(unsupported))
+    if tail:  # refused before any work when a weight in the tail is plain to see
+        _refuse_trained_tail(proto, label, graph, order, reads, tail, {}, initializer_names, [], conservative=False)
+    skip = _tail_only_tensors(graph, reads, tail) if tail else set()
+    graph_outputs = [o.name for o in graph.output]
+    if allow_tail:  # types where the import loads tensors; outputs once the tail is final
+        check_supported(proto, label, skip | set(graph_outputs))
 
     constants: dict[str, torch.Tensor] = {}
     onnx_types: dict[str, int] = {}
     for init in graph.initializer:
-        constants[init.name] = tensor_proto_to_torch(init)
-        onnx_types[init.name] = init.data_type
+        if init.name not in skip:  # never read by the imported part: not loaded at all
+            constants[init.name] = tensor_proto_to_torch(init)
+            onnx_types[init.name] = init.data_type
     for sparse in graph.sparse_initializer:
-        dense = onnx.numpy_helper.to_array(sparse)  # densified: runtimes do the same
-        constants[sparse.values.name] = torch.from_numpy(dense.copy())
-        onnx_types[sparse.values.name] = sparse.values.data_type
-    initializer_names = set(constants)
-    input_names = [i.name for i in graph.input if i.name not in initializer_names]
+        if sparse.values.name not in skip:
+            dense = onnx.numpy_helper.to_array(sparse)  # densified: runtimes do the same
+            constants[sparse.values.name] = torch.from_numpy(dense.copy())
+            onnx_types[sparse.values.name] = sparse.values.data_type
 
-    order = topological_order(graph, set(input_names) | initializer_names)
+    tail_tensors = {out for i in tail for out in graph.node[i].output if out}
     folded_by: dict[str, tuple[str, ...]] = {}  # constant name -> nodes that computed it
     producers: dict[str, onnx.NodeProto] = {}
     plan_nodes: list[tuple[int, onnx.NodeProto, NodeContext, object]] = []
     for index in order:
         node = graph.node[index]
-        for out in node.output:
-            producers[out] = node
+        if index in tail:
+            continue
+        if any(name in tail_tensors for name in reads[index]):  # downstream of a refused node
+            tail.add(index)
+            tail_tensors.update(out for out in node.output if out)
+            continue
         impl, version = lookup(node.op_type, node.domain, opsets[normalize_domain(node.domain)])
         ctx = NodeContext(node, version, constants)
         try:
             fn = impl.builder(ctx)
         except (ValueError, NotImplementedError) as exc:  # an attribute value the op does not implement
-            raise UnsupportedModelError(f"{label}: node {node_label(node, index)} ({node.op_type}): {exc}") from None
+            reason = f"node {node_label(node, index)} ({node.op_type}): {exc}"
+            if not allow_tail:
+                raise UnsupportedModelError(f"{label}: {reason}") from None
+            refused[index] = reason
+            tail.add(index)
+            tail_tensors.update(out for out in node.output if out)
+            continue
+        for out in node.output:
+            producers[out] = node
         inputs = [n for n in node.input if n]
         if node.op_type not in _NOT_FOLDABLE and all(n in constants for n in inputs):
             _fold(node, index, fn, constants, onnx_types, folded_by)
         else:
             plan_nodes.append((index, node, ctx, fn))
+
+    if tail:
+        _refuse_trained_tail(proto, label, graph, order, reads, tail, constants, initializer_names, refused.values())
+    if allow_tail:  # a builder may have refused a node that makes an output torch cannot hold
+        check_supported(proto, label, _tail_only_tensors(graph, reads, tail))
+    output_names, tail_info = graph_outputs, None
+    if tail:
+        why = "; ".join(filter(None, [unsupported_ops_text(proto), *refused.values()]))
+        tail_info = _describe_tail(graph, order, reads, tail, {**unsupported, **refused}, plan_nodes)
+        output_names = [n for n in graph_outputs if n not in tail_info.outputs]
+        output_names += [n for n in tail_info.boundary if n not in output_names]
+        if not output_names:
+            raise UnsupportedModelError(f"{label}: {why}; nothing before them is left to import")
 
     # --- decide what trains ---------------------------------------------------------------
     weights: dict[str, WeightInfo] = {}
@@ -138,7 +190,6 @@ def build_module(loaded: LoadedModel, label: str | None = None) -> OnnxModule:
 
     input_slots = [slot(n) for n in input_names]
     used_constants: dict[str, tuple[int, torch.Tensor, bool, ConstantSource]] = {}
-    output_names = [o.name for o in graph.output]
 
     def use_constant(name: str) -> None:
         if name in constants and name not in used_constants:
@@ -194,6 +245,117 @@ def build_module(loaded: LoadedModel, label: str | None = None) -> OnnxModule:
         source_path=loaded.path,
         uses_external_data=loaded.uses_external_data,
         input_shapes={i.name: _declared_shape(i) for i in graph.input if i.name in input_names},
+        tail=tail_info,
+    )
+
+
+def _downstream(graph: onnx.GraphProto, reads: list[list[str]], start: set[int]) -> set[int]:
+    """`start` and every node that reads, transitively, one of their outputs."""
+    consumers: dict[str, list[int]] = defaultdict(list)
+    for i, names in enumerate(reads):
+        for name in names:
+            consumers[name].append(i)
+    found, queue = set(start), list(start)
+    while queue:
+        for out in graph.node[queue.pop()].output:
+            for j in consumers.get(out, ()) if out else ():
+                if j not in found:
+                    found.add(j)
+                    queue.append(j)
+    return found
+
+
+def _tail_only_tensors(graph: onnx.GraphProto, reads: list[list[str]], tail: set[int]) -> set[str]:
+    """Tensors that only the tail reads or makes: the import neither loads nor type-checks them.
+    Graph inputs are never among them: the module takes every input."""
+    head_reads = {n for i, names in enumerate(reads) if i not in tail for n in names}
+    tail_made = {out for i in tail for out in graph.node[i].output if out}
+    head_outputs = {o.name for o in graph.output if o.name not in tail_made}
+    tail_reads = {n for i in tail for n in reads[i]}
+    initializers = {t.name for t in graph.initializer} | {t.values.name for t in graph.sparse_initializer}
+    inputs = {v.name for v in graph.input} - initializers
+    return (tail_reads | tail_made) - head_reads - head_outputs - inputs
+
+
+_WEIGHT_INPUTS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (0, 1), "MatMul": (0, 1)}
+
+
+def _refuse_trained_tail(proto, label, graph, order, reads, tail, constants, initializer_names, refused, conservative=True):
+    """An unsupported op before or between prunable weights: the model cannot be trained, so
+    it is refused as a whole, naming every unsupported operator."""
+    consumer = _tail_weight_consumer(graph, order, reads, tail, constants, initializer_names, conservative)
+    if consumer:
+        why = "; ".join(filter(None, [unsupported_ops_text(proto), *refused]))
+        raise UnsupportedModelError(f"{label}: {why}; {consumer} comes after them, so they cannot stay in an untrained tail")
+
+
+def _tail_weight_consumer(graph, order, reads, tail, constants, initializer_names, conservative) -> str | None:
+    """'node L (Op)' for the first tail node (or node of a tail subgraph) with a prunable weight.
+
+    Weights are judged as weights.py does, on the import's constants (or shape-and-type
+    stand-ins before loading). `conservative` also counts a weight input that depends on no
+    graph input but that only the tail computes: it is a weight the import cannot train.
+    """
+    static = set(initializer_names)  # tensors that do not depend on any graph input
+    for i in order:
+        node = graph.node[i]
+        if node.op_type not in _NOT_FOLDABLE and all(n in static for n in reads[i]):
+            static.update(out for out in node.output if out)
+
+    def search(nodes, known: dict[str, torch.Tensor], static: set[str]) -> str | None:
+        for label, node in nodes:
+            positions = _WEIGHT_INPUTS.get(node.op_type, ()) if not node.domain or node.domain == "ai.onnx" else ()
+            names = [node.input[p] for p in positions if p < len(node.input) and node.input[p]]
+            if conservative and any(n in static and n not in known for n in names):
+                return f"node {label} ({node.op_type})"
+            if positions:
+                ctx = NodeContext(node, 0, {n: known[n] for n in names if n in known})
+                if any(t.weight is not None for t in trainable_inputs(ctx, label)):
+                    return f"node {label} ({node.op_type})"
+            for g in subgraphs(node):
+                inner = {**known, **_declared_constants(g)}
+                found = search([(f"{label}/{_sub_label(n, k)}", n) for k, n in enumerate(g.node)], inner, static | set(inner))
+                if found:
+                    return found
+        return None
+
+    known = {**_declared_constants(graph), **constants}  # stand-ins for what the import did not load
+    return search([(node_label(graph.node[i], i), graph.node[i]) for i in sorted(tail)], known, static)
+
+
+def _sub_label(node: onnx.NodeProto, index: int) -> str:
+    return node.name or f"{node.op_type}#{index}"
+
+
+def _declared_constants(graph: onnx.GraphProto) -> dict[str, torch.Tensor]:
+    """Shape-and-type stand-ins (meta tensors, nothing loaded) for a subgraph's initializers
+    and Constant values: enough to tell whether a Conv/Gemm/MatMul input is a weight."""
+    protos = [(t.name, t.dims, t.data_type) for t in graph.initializer]
+    protos += [(t.values.name, t.dims, t.values.data_type) for t in graph.sparse_initializer]
+    protos += [
+        (n.output[0], a.t.dims, a.t.data_type)
+        for n in graph.node if n.op_type == "Constant" and n.output for a in n.attribute if a.name == "value"
+    ]
+    return {
+        name: torch.empty(tuple(dims), dtype=ONNX_TO_TORCH[elem], device="meta")
+        for name, dims, elem in protos if elem in ONNX_TO_TORCH
+    }
+
+
+def _describe_tail(graph, order, reads, tail, forced: dict[int, str], plan_nodes) -> Tail:
+    computed = {out for _, node, _, _ in plan_nodes for out in node.output if out}
+    boundary: list[str] = []
+    for i in order:  # in the order the tail first reads them: deterministic, and natural to read
+        if i in tail:
+            boundary += [n for n in reads[i] if n in computed and n not in boundary]
+    tail_made = {out for i in tail for out in graph.node[i].output if out}
+    return Tail(
+        nodes=tuple(node_label(graph.node[i], i) for i in sorted(tail)),
+        ops=tuple(dict.fromkeys(graph.node[i].op_type for i in sorted(forced))),
+        forced_by=tuple(forced[i] for i in sorted(forced)),
+        boundary=tuple(boundary),
+        graph_outputs=tuple(o.name for o in graph.output),
+        outputs=tuple(o.name for o in graph.output if o.name in tail_made),
     )
 
 

@@ -41,6 +41,25 @@ class ConstantSource:
     folded_from: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Tail:
+    """Post-processing after the last prunable weight that the importer does not run.
+
+    The nodes stay in the graph as they are (the exporter copies the whole original graph);
+    the module stops at `boundary`, the tensors the tail reads, and is trained on those.
+    """
+
+    nodes: tuple[str, ...]  # labels of every tail node, in graph order
+    ops: tuple[str, ...]  # distinct op types of the nodes that forced the tail
+    forced_by: tuple[str, ...]  # one line per forcing node: its label and why it cannot run
+    boundary: tuple[str, ...]  # head tensors the tail reads (all among the module's outputs)
+    graph_outputs: tuple[str, ...]  # the original graph's outputs
+    outputs: tuple[str, ...]  # the graph outputs that the tail computes
+
+    def to_dict(self) -> dict:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+
 class OnnxModule(nn.Module):
     """A trainable PyTorch module equivalent to an ONNX graph.
 
@@ -63,13 +82,18 @@ class OnnxModule(nn.Module):
         source_path=None,
         uses_external_data: bool = False,
         input_shapes: dict[str, list] | None = None,
+        tail: Tail | None = None,
     ):
         super().__init__()
         self._steps = steps
         self._num_slots = num_slots
         self.input_names = list(input_names)
         self._input_slots = list(input_slots)
+        # without a tail these are the graph outputs; with one, the head's graph outputs then
+        # the boundary tensors the tail reads
         self.output_names = list(output_names)
+        self.graph_output_names = [o.name for o in onnx_model.graph.output]
+        self.tail = tail
         self._output_slots = list(output_slots)
         self.onnx_model = onnx_model  # the original ModelProto; the exporter copies it
         self.source_path = source_path
@@ -157,6 +181,7 @@ class OnnxModule(nn.Module):
         return (
             f"nodes={len(self._steps)}, inputs={self.input_names}, outputs={self.output_names}, "
             f"prunable_weights={len(self.weights)}"
+            + (f", tail={len(self.tail.nodes)} nodes kept as is" if self.tail else "")
         )
 
 

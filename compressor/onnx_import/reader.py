@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -92,6 +93,36 @@ def _all_nodes(graph: onnx.GraphProto):
                     yield from _all_nodes(g)
 
 
+def subgraphs(node: onnx.NodeProto):
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def node_supported(node: onnx.NodeProto, opsets: dict[str, int]) -> bool:
+    """Whether the importer can run this node, including every node of its subgraphs."""
+    domain = normalize_domain(node.domain)
+    opset = opsets.get(domain)
+    if opset is None or lookup(node.op_type, domain, opset) is None:
+        return False
+    return all(node_supported(n, opsets) for g in subgraphs(node) for n in g.node)
+
+
+def node_reads(node: onnx.NodeProto) -> list[str]:
+    """Tensor names a node reads: its inputs, then the outer-scope names its subgraphs use
+    (If/Loop bodies read enclosing tensors without listing them as inputs)."""
+    names = [n for n in node.input if n]
+    for g in subgraphs(node):
+        defined = {v.name for v in g.input} | {t.name for t in g.initializer}
+        defined |= {s.values.name for s in g.sparse_initializer}
+        defined |= {out for n in g.node for out in n.output}
+        names += [name for n in g.node for name in node_reads(n) if name not in defined]
+        names += [o.name for o in g.output if o.name not in defined]
+    return list(dict.fromkeys(names))
+
+
 def unsupported_ops(proto: ModelProto) -> list[tuple[str, str, int | None]]:
     """Every distinct (op_type, domain, opset) in the model that the importer cannot run."""
     registered()  # make sure every op module has registered itself
@@ -105,29 +136,44 @@ def unsupported_ops(proto: ModelProto) -> list[tuple[str, str, int | None]]:
     return list(missing)
 
 
-def unsupported_types(proto: ModelProto) -> list[str]:
+def unsupported_ops_text(proto: ModelProto) -> str:
+    """'unsupported operators: A (domain ..., opset ...), ...', or '' when there are none."""
+    missing = unsupported_ops(proto)
+    if not missing:
+        return ""
+    return "unsupported operators: " + ", ".join(
+        f"{op} (domain {domain}, opset {opset if opset is not None else 'not imported'})"
+        for op, domain, opset in missing
+    )
+
+
+def unsupported_types(proto: ModelProto, ignore: Collection[str] = ()) -> list[str]:
     """Element types of graph inputs, outputs and initializers that torch cannot hold
-    (strings, float8/float4, sub-byte integers), as 'tensor: TYPE' entries."""
+    (strings, float8/float4, sub-byte integers), as 'tensor: TYPE' entries. Tensors in
+    `ignore` (used only by an untrained tail) are not checked."""
     graph = proto.graph
     found = []
     typed = [(v.name, v.type.tensor_type.elem_type) for v in list(graph.input) + list(graph.output) if v.type.HasField("tensor_type")]
     typed += [(t.name, t.data_type) for t in graph.initializer]
+    ignore = set(ignore)
     for name, elem in typed:
-        if elem != onnx.TensorProto.UNDEFINED and elem not in ONNX_TO_TORCH:
+        if elem != onnx.TensorProto.UNDEFINED and elem not in ONNX_TO_TORCH and name not in ignore:
             found.append(f"{name}: {onnx.TensorProto.DataType.Name(elem)}")
     return found
 
 
-def check_supported(proto: ModelProto, label: str) -> None:
-    """One error listing every unsupported operator and element type, before any work."""
+def check_supported(proto: ModelProto, label: str, tail_tensors: Collection[str] | None = None) -> None:
+    """One error listing every unsupported operator and element type, before any work.
+
+    With `tail_tensors` (the tensors only an untrained tail uses) the operators are left to
+    the tail and only the types the imported part holds are checked.
+    """
     problems = []
-    missing = unsupported_ops(proto)
-    if missing:
-        problems.append("unsupported operators: " + ", ".join(
-            f"{op} (domain {domain}, opset {opset if opset is not None else 'not imported'})"
-            for op, domain, opset in missing
-        ))
-    types = unsupported_types(proto)
+    if tail_tensors is None:
+        ops = unsupported_ops_text(proto)
+        if ops:
+            problems.append(ops)
+    types = unsupported_types(proto, tail_tensors or ())
     if types:
         problems.append("unsupported element types: " + ", ".join(types))
     if problems:
