@@ -81,6 +81,7 @@ def plan_layers(
     overrides: Mapping[str, float] | None = None,
     keep_ends_dense: bool | None = None,
     scope: Scope = "layer",
+    keep_dense: Mapping[str, str] = {},
 ) -> LayerPlan:
     """Decide the target of every prunable weight (`infos` in execution order).
 
@@ -92,8 +93,15 @@ def plan_layers(
         applies to it). If the default would leave nothing to prune, the ends are pruned.
     scope: "layer" prunes each layer to its target; "global" ranks the default-target layers
         together (unstructured only), overridden layers keep their own target.
+    keep_dense: weight name -> reason (from `find_fixed_weights` or a sensitivity pass); these
+        stay dense whatever the pattern, scope or exclusions, and an --override naming one is
+        not applied to it (a note says so): pruning fixed weights changes what the layer computes.
     """
     infos = dict(infos)
+    keep_dense = dict(keep_dense)
+    unknown = [n for n in keep_dense if n not in infos]
+    if unknown:
+        raise ConfigError(f"keep_dense names {unknown[0]!r}, which is not a prunable weight of this model")
     overrides = dict(overrides or {})
     exclude = list(exclude)
     if not infos:
@@ -118,12 +126,12 @@ def plan_layers(
 
     default_ends = keep_ends_dense is None
     keep_ends = (not exclude and not overrides) if default_ends else bool(keep_ends_dense)
-    plan = _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope)
+    plan = _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope, keep_dense)
     notes = []
     if not plan.targets and keep_ends and default_ends:
         # only the ends could be pruned: applying the default would leave nothing to do
         keep_ends = False
-        plan = _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope)
+        plan = _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope, keep_dense)
         notes.append("Leaving the first conv and the last classifier layer dense (the default) would leave nothing "
                      "to prune, so they are pruned.")
     if not plan.targets:
@@ -131,16 +139,34 @@ def plan_layers(
         more = f" (and {len(plan.skipped) - 3} more)" if len(plan.skipped) > 3 else ""
         raise ConfigError(f"nothing to prune with pattern {pattern} at sparsity {p:g}: {reasons}{more}")
     plan.notes = _notes(plan, infos, pattern, p, keep_ends, default_ends, overrides) + notes
+    plan.notes += _keep_dense_notes(infos, keep_dense, overrides)
     return plan
 
 
-def _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope) -> LayerPlan:
+def _keep_dense_notes(infos, keep_dense, overrides) -> list[str]:
+    if not keep_dense:
+        return []
+    notes = [f"{len(keep_dense)} layer(s) must stay dense (fixed weights, or pruning them alone breaks an output): "
+             + "; ".join(f"{n}: {r}" for n, r in list(keep_dense.items())[:3])
+             + (f" (and {len(keep_dense) - 3} more)" if len(keep_dense) > 3 else "") + "."]
+    for glob, value in overrides.items():
+        hit = [n for n in keep_dense if value > 0 and _matches(glob, infos[n])]
+        if hit:
+            notes.append(f"--override {glob!r} -> {value:g} is not applied to {', '.join(hit)}: "
+                         f"{'it stays' if len(hit) == 1 else 'they stay'} dense ({keep_dense[hit[0]]}).")
+    return notes
+
+
+def _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope, keep_dense) -> LayerPlan:
     plan = LayerPlan(pattern=str(pattern), sparsity=p, scope=scope)
     first, last = _ends(infos) if keep_ends else (None, None)
     why_ends = "(default)" if default_ends else "(--keep-ends)"
     for name, info in infos.items():
         excluded_by = next((g for g in exclude if _matches(g, info)), None)
         override = next((g for g in reversed(list(overrides)) if _matches(g, info)), None)
+        if name in keep_dense:  # before any user choice: pruning it breaks the model, not just hurts it
+            plan.skipped[name] = keep_dense[name]
+            continue
         if excluded_by is not None:
             plan.skipped[name] = f"excluded by --exclude {excluded_by!r}"
             continue
