@@ -223,6 +223,16 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: compressed/<model>-<method>/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in the output folder.")
 @click.option("--sparse-initializers", is_flag=True, help="Store weights as sparse_initializer (smaller file; TensorRT ignores it).")
+@click.option("--keep-fixed/--prune-fixed", "keep_fixed", default=True, show_default=True,
+              help="Keep weights that are not learned (constant, arange-like, integer kernels such as YOLOv8's DFL decoding) dense.")
+@click.option("--sensitivity/--no-sensitivity", default=True, show_default=True,
+              help="Prune each layer alone first and keep dense those that break an output channel group.")
+@click.option("--sensitivity-threshold", type=float, default=0.5, show_default=True,
+              help="Relative L2 error of any output channel group above which a layer pruned alone is kept dense.")
+@click.option("--sensitivity-samples", type=int, default=8, show_default=True, help="Calibration samples for the sensitivity pass.")
+@click.option("--error-budget", type=float,
+              help="Keep dense the layers adding most to the predicted joint output error until it fits this "
+                   "(default 0.1 for one-shot runs, off when training follows; 0: off).")
 @click.option("--latency-runs", type=int, default=30, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 def run(model: Path, input_shape, overrides, exclude, quiet, **options):

@@ -26,11 +26,13 @@ from .objectives import ClassificationObjective, DistillationObjective
 from .onnx_import import load_onnx
 from .onnx_import.inputs import input_dtypes, random_inputs, resolve_input_shapes
 from .onnx_import.tensors import torch_to_numpy
+from .sensitivity import DEFAULT_MAX_RELATIVE_L2
 from .training import Checkpoint, OptimizerConfig, Session, TrainConfig
 
 METADATA_PREFIX = "onnx_compressor."
 DEFAULT_SPARSITY = 0.5
 RANDOM_EVAL_SAMPLES = 64  # data-free runs measure fidelity on this many random inputs
+ONE_SHOT_ERROR_BUDGET = 0.1  # joint relative error the protected layers keep a one-shot prune within
 PARITY_SAMPLES = 8  # the export check runs this many samples (or the model's fixed batch)
 CHECKPOINT_NAME = "resume-checkpoint.pt"  # the only file a failed run leaves behind
 STAGING_DIR = ".partial"  # outputs wait here until every check passed
@@ -82,10 +84,19 @@ class CompressOptions:
     progress: bool = True
     latency_runs: int = 30
     sparse_initializers: bool = False
+    keep_fixed: bool = True  # weights that are not learned (constant, arange, integer kernels) stay dense
+    sensitivity: bool = True  # prune each layer alone first; keep dense those that break an output
+    sensitivity_threshold: float = DEFAULT_MAX_RELATIVE_L2
+    sensitivity_samples: int = 8
+    error_budget: float | None = None  # None: ONE_SHOT_ERROR_BUDGET when nothing trains afterwards, else off
 
     def fingerprint(self, model_sha: str) -> dict:
         """The options a checkpoint must agree with to be resumed."""
         keep = {k: v for k, v in asdict(self).items() if k not in ("output", "resume", "progress", "latency_runs", "sparse_initializers")}
+        for key, default in (("keep_fixed", True), ("sensitivity", True), ("sensitivity_threshold", DEFAULT_MAX_RELATIVE_L2),
+                             ("sensitivity_samples", 8), ("error_budget", None)):
+            if keep[key] == default:  # checkpoints from before these options stay resumable
+                del keep[key]
         return {"model_sha256": model_sha, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in keep.items()}}
 
 
@@ -205,7 +216,7 @@ class Pipeline:
                 raise DataError("the data has labels but the model's first output is not [batch, classes] logits")
             objective = ClassificationObjective()
         else:
-            objective = DistillationObjective(classifier=classifier)
+            objective = DistillationObjective(classifier=classifier, output_names=module.output_names)
             if data_spec is not None:
                 self.notes.append("The data has no labels: the dense model teaches the pruned one (distillation); metrics are fidelity to it.")
 
@@ -219,8 +230,7 @@ class Pipeline:
         target = opts.sparsity if opts.sparsity is not None else DEFAULT_SPARSITY
         if not module.weights:
             raise ConfigError(f"{self.path}: the model has no prunable weights (no Conv, ConvTranspose, Gemm or MatMul with a constant weight)")
-        plan = plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
-                           overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope)
+        plan, protection = self._timed("plan_s", lambda: self._plan(module, pattern, target, keep_ends, method, val_data))
         self.notes.extend(plan.notes)
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,6 +293,7 @@ class Pipeline:
             "batch": batch_info.to_dict(),
             "training": {**method.describe(), "batch_size": opts.batch_size, "seed": opts.seed},
             "plan": plan.to_dict(),
+            "protection": protection,
             "notes": self.notes,
             "trace": session.trace,
             "model": str(self.path),
@@ -306,6 +317,45 @@ class Pipeline:
             os.replace(path, out_dir / path.name)
         checkpoint.remove()  # finished: nothing to resume
         return report
+
+    def _plan(self, module, pattern, target, keep_ends, method, val_data):
+        """The layer plan, with the layers that must not be pruned found rather than guessed.
+
+        1. weights that are not learned (constant, arange-like, exact integer kernels) stay dense;
+        2. the sensitivity pass prunes each planned layer alone on calibration samples and keeps
+           dense those whose pruning alone breaks an output channel group;
+        3. when nothing trains afterwards (one-shot), the layers that add most to the predicted
+           joint error are kept dense until it fits the error budget.
+        """
+        from .sensitivity import layer_sensitivity
+        from .sparsity import plan_layers
+        from .sparsity.fixed_weights import find_fixed_weights
+
+        opts = self.opts
+
+        def make_plan(keep_dense):
+            return plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
+                               overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope, keep_dense=keep_dense)
+
+        fixed = find_fixed_weights(module) if opts.keep_fixed else {}
+        plan = make_plan(fixed)
+        protection = {"fixed": fixed, "sensitivity": None, "budget": None, "budget_kept": {}}
+        trains = bool(self._method_options(val_data is not None).get("epochs")) or method.requires_data()
+        budget = opts.error_budget if opts.error_budget is not None else (None if trains else ONE_SHOT_ERROR_BUDGET)
+        if not opts.sensitivity or method.finds_own_sparsity or not plan.targets:
+            return plan, protection
+        samples = _example_batch(val_data, min(opts.sensitivity_samples, len(val_data)))
+        result = layer_sensitivity(module, plan, pattern, [samples], max_relative_l2=opts.sensitivity_threshold,
+                                   output_names=module.output_names)
+        kept = dict(result.keep_dense())
+        budget_kept = result.within_budget(budget) if budget else {}
+        protection.update(sensitivity=result.to_dict(), budget=budget, budget_kept=budget_kept)
+        if kept or budget_kept:
+            plan = make_plan({**fixed, **kept, **budget_kept})
+            self.log(f"sensitivity: {len(kept)} layer(s) break an output when pruned alone"
+                     + (f", {len(budget_kept)} more kept dense for the error budget {budget:g}" if budget_kept else "")
+                     + f" ({result.seconds:.1f} s)")
+        return plan, protection
 
     def _method_options(self, has_data: bool) -> dict:
         opts = self.opts
@@ -348,6 +398,12 @@ def _check_options(opts: CompressOptions) -> None:
         raise ConfigError(f"--batch-size must be at least 1, got {opts.batch_size}")
     if opts.epochs is not None and opts.epochs < 0:
         raise ConfigError(f"--epochs must be 0 or more, got {opts.epochs}")
+    if not opts.sensitivity_threshold > 0:
+        raise ConfigError(f"--sensitivity-threshold must be positive, got {opts.sensitivity_threshold}")
+    if opts.sensitivity_samples < 1:
+        raise ConfigError(f"--sensitivity-samples must be at least 1, got {opts.sensitivity_samples}")
+    if opts.error_budget is not None and opts.error_budget < 0:
+        raise ConfigError(f"--error-budget must be 0 (off) or more, got {opts.error_budget}")
     if opts.scope not in ("layer", "global"):
         raise ConfigError(f"--scope must be layer or global, got {opts.scope!r}")
 

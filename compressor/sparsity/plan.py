@@ -134,7 +134,11 @@ def plan_layers(
         plan = _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scope, keep_dense)
         notes.append("Leaving the first conv and the last classifier layer dense (the default) would leave nothing "
                      "to prune, so they are pruned.")
-    if not plan.targets:
+    if not plan.targets and keep_dense and any(n in keep_dense for n in plan.skipped):
+        # protection, not the user's choices, left nothing: the run goes on and says so
+        notes.append(f"Nothing is pruned: every layer the options select must stay dense ({len(plan.skipped)} layers, "
+                     "reasons in the layer table). Give data to train, lower the sparsity, or relax the protections.")
+    elif not plan.targets:
         reasons = "; ".join(f"{n}: {r}" for n, r in list(plan.skipped.items())[:3])
         more = f" (and {len(plan.skipped) - 3} more)" if len(plan.skipped) > 3 else ""
         raise ConfigError(f"nothing to prune with pattern {pattern} at sparsity {p:g}: {reasons}{more}")
