@@ -225,8 +225,9 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--sparse-initializers", is_flag=True, help="Store weights as sparse_initializer (smaller file; TensorRT ignores it).")
 @click.option("--keep-fixed/--prune-fixed", "keep_fixed", default=True, show_default=True,
               help="Keep weights that are not learned (constant, arange-like, integer kernels such as YOLOv8's DFL decoding) dense.")
-@click.option("--sensitivity/--no-sensitivity", default=True, show_default=True,
-              help="Prune each layer alone first and keep dense those that break an output channel group.")
+@click.option("--sensitivity", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Prune each layer alone first; on: keep dense those that break an output channel group; "
+                   "auto: on for one-shot runs, reported only when training follows.")
 @click.option("--sensitivity-threshold", type=float, default=0.5, show_default=True,
               help="Relative L2 error of any output channel group above which a layer pruned alone is kept dense.")
 @click.option("--sensitivity-samples", type=int, default=8, show_default=True, help="Calibration samples for the sensitivity pass.")

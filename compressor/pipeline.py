@@ -8,6 +8,7 @@ as the reference (and as the teacher when there are no labels).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -85,7 +86,7 @@ class CompressOptions:
     latency_runs: int = 30
     sparse_initializers: bool = False
     keep_fixed: bool = True  # weights that are not learned (constant, arange, integer kernels) stay dense
-    sensitivity: bool = True  # prune each layer alone first; keep dense those that break an output
+    sensitivity: str = "auto"  # prune each layer alone first; on: keep dense those that break an output; auto: on when nothing trains after pruning, else reported only; off
     sensitivity_threshold: float = DEFAULT_MAX_RELATIVE_L2
     sensitivity_samples: int = 8
     error_budget: float | None = None  # None: ONE_SHOT_ERROR_BUDGET when nothing trains afterwards, else off
@@ -93,7 +94,7 @@ class CompressOptions:
     def fingerprint(self, model_sha: str) -> dict:
         """The options a checkpoint must agree with to be resumed."""
         keep = {k: v for k, v in asdict(self).items() if k not in ("output", "resume", "progress", "latency_runs", "sparse_initializers")}
-        for key, default in (("keep_fixed", True), ("sensitivity", True), ("sensitivity_threshold", DEFAULT_MAX_RELATIVE_L2),
+        for key, default in (("keep_fixed", True), ("sensitivity", "auto"), ("sensitivity_threshold", DEFAULT_MAX_RELATIVE_L2),
                              ("sensitivity_samples", 8), ("error_budget", None)):
             if keep[key] == default:  # checkpoints from before these options stay resumable
                 del keep[key]
@@ -230,7 +231,7 @@ class Pipeline:
         target = opts.sparsity if opts.sparsity is not None else DEFAULT_SPARSITY
         if not module.weights:
             raise ConfigError(f"{self.path}: the model has no prunable weights (no Conv, ConvTranspose, Gemm or MatMul with a constant weight)")
-        plan, protection = self._timed("plan_s", lambda: self._plan(module, pattern, target, keep_ends, method, val_data))
+        plan, protection = self._timed("plan_s", lambda: self._plan(module, pattern, target, keep_ends, method, train_data, val_data))
         self.notes.extend(plan.notes)
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -318,7 +319,7 @@ class Pipeline:
         checkpoint.remove()  # finished: nothing to resume
         return report
 
-    def _plan(self, module, pattern, target, keep_ends, method, val_data):
+    def _plan(self, module, pattern, target, keep_ends, method, train_data, val_data):
         """The layer plan, with the layers that must not be pruned found rather than guessed.
 
         1. weights that are not learned (constant, arange-like, exact integer kernels) stay dense;
@@ -326,7 +327,11 @@ class Pipeline:
            dense those whose pruning alone breaks an output channel group;
         3. when nothing trains afterwards (one-shot), the layers that add most to the predicted
            joint error are kept dense until it fits the error budget.
+        A one-shot prune cannot recover what it breaks; training after pruning recovers most of a
+        layer's solo damage, so by default ("auto") a run that trains only reports the pass.
         """
+        from torch.utils.data import default_collate
+
         from .sensitivity import layer_sensitivity
         from .sparsity import plan_layers
         from .sparsity.fixed_weights import find_fixed_weights
@@ -339,14 +344,25 @@ class Pipeline:
 
         fixed = find_fixed_weights(module) if opts.keep_fixed else {}
         plan = make_plan(fixed)
-        protection = {"fixed": fixed, "sensitivity": None, "budget": None, "budget_kept": {}}
-        trains = bool(self._method_options(val_data is not None).get("epochs")) or method.requires_data()
+        trains = bool(self._method_options(train_data is not None).get("epochs")) or method.requires_data()
+        enforce = opts.sensitivity == "on" or (opts.sensitivity == "auto" and not trains)
         budget = opts.error_budget if opts.error_budget is not None else (None if trains else ONE_SHOT_ERROR_BUDGET)
-        if not opts.sensitivity or method.finds_own_sparsity or not plan.targets:
+        protection = {"fixed": fixed, "sensitivity": None, "enforced": enforce, "budget": None, "budget_kept": {}}
+        if opts.sensitivity == "off" or method.finds_own_sparsity or not plan.targets:
             return plan, protection
-        samples = _example_batch(val_data, min(opts.sensitivity_samples, len(val_data)))
+        # calibration: validation samples, then training samples (a one-shot run has no other use for them)
+        pool = [val_data] + ([train_data] if train_data is not None else [])
+        count = min(opts.sensitivity_samples, sum(len(d) for d in pool))
+        samples = default_collate(list(itertools.islice((d[i][0] for d in pool for i in range(len(d))), count)))
+        samples = list(samples) if isinstance(samples, (list, tuple)) else samples
         result = layer_sensitivity(module, plan, pattern, [samples], max_relative_l2=opts.sensitivity_threshold,
                                    output_names=module.output_names)
+        if not enforce:
+            protection.update(sensitivity=result.to_dict())
+            if result.keep_dense():
+                self.notes.append(f"Sensitivity (reported only, training follows): {len(result.keep_dense())} layer(s) break an "
+                                  "output when pruned alone before training; --sensitivity on keeps them dense.")
+            return plan, protection
         kept = dict(result.keep_dense())
         budget_kept = result.within_budget(budget) if budget else {}
         protection.update(sensitivity=result.to_dict(), budget=budget, budget_kept=budget_kept)
@@ -398,6 +414,8 @@ def _check_options(opts: CompressOptions) -> None:
         raise ConfigError(f"--batch-size must be at least 1, got {opts.batch_size}")
     if opts.epochs is not None and opts.epochs < 0:
         raise ConfigError(f"--epochs must be 0 or more, got {opts.epochs}")
+    if opts.sensitivity not in ("auto", "on", "off"):
+        raise ConfigError(f"--sensitivity must be auto, on or off, got {opts.sensitivity!r}")
     if not opts.sensitivity_threshold > 0:
         raise ConfigError(f"--sensitivity-threshold must be positive, got {opts.sensitivity_threshold}")
     if opts.sensitivity_samples < 1:

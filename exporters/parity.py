@@ -20,6 +20,8 @@ from compressor.onnx_import.inputs import random_inputs
 from compressor.onnx_import.reader import node_reads
 from compressor.onnx_import.tensors import torch_to_numpy
 
+from .ort_errors import ort_error_message
+
 # Protobuf cannot serialise a message over 2 GiB: such a copy goes through a temporary file.
 _PROTO_LIMIT = 2**31 - 1
 
@@ -143,4 +145,4 @@ def _run(model, feeds: dict[str, np.ndarray], failure: str) -> list[np.ndarray]:
             onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
             return onnxruntime_session(path).run(None, feeds)
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ExportError(f"{failure}: {str(exc).strip().splitlines()[0]}") from None
+        raise ExportError(f"{failure}: {ort_error_message(exc)}") from None

@@ -1,45 +1,22 @@
 """The YOLOv8n that ships in the nudenet 3.4.2 wheel (exported by ultralytics), for tests.
 
-The wheel is downloaded once with pip (never installed) and cached under
-~/.cache/onnx-compressor/corpus/wheels; the model is extracted next to it. Tests skip with the
-reason when neither the cache nor the network has it.
+It comes from the model corpus (tests/corpus: the wheel is downloaded once with pip, never
+installed); tests skip with the reason when neither the cache nor the network has it.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-WHEEL = "nudenet-3.4.2-py3-none-any.whl"
-MEMBER = "nudenet/320n.onnx"
-CACHE = Path.home() / ".cache" / "onnx-compressor" / "corpus" / "wheels"
-
+from corpus_models import corpus_model
 
 def nudenet_yolo_path() -> Path:
-    """The extracted 320n.onnx (input 1x3x320x320 RGB in [0, 1], output [1, 4+C, 2100])."""
-    model = CACHE / "nudenet-3.4.2" / "320n.onnx"
-    if model.exists():
-        return model
-    wheel = CACHE / WHEEL
-    if not wheel.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                            "nudenet==3.4.2", "-d", str(CACHE)], check=True, capture_output=True, timeout=300)
-        except (subprocess.SubprocessError, OSError) as exc:
-            pytest.skip(f"the nudenet 3.4.2 wheel is not cached in {CACHE} and pip could not download it ({exc})")
-    if not wheel.exists():
-        pytest.skip(f"pip ran but {WHEEL} is not in {CACHE}")
-    model.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel) as z:
-        model.write_bytes(z.read(MEMBER))
-    return model
+    """The corpus' 320n.onnx (input [N, 3, H, W] RGB in [0, 1], 320x320 by its metadata, output [N, 4+C, anchors])."""
+    return corpus_model("nudenet-yolov8n-320")
 
 
 def letterbox(image: np.ndarray, size: int = 320) -> torch.Tensor:

@@ -72,3 +72,38 @@ def test_protected_layers_keep_box_sizes_on_a_real_photo(yolo_path, spec, capsys
     assert DFL in fixed and DFL in keep
     assert unprotected > 0.10  # the bug this guards against
     assert protected < 0.10
+
+
+def _boxes_on(path, image: torch.Tensor) -> torch.Tensor:
+    """The file's output on `image`, run by onnxruntime: [4+C, anchors], rows cx, cy, w, h, classes."""
+    from exporters.parity import onnxruntime_session
+
+    session = onnxruntime_session(path)
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: image.numpy()})[0][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern", ["unstructured", "2:4"])
+def test_one_shot_pipeline_keeps_box_sizes_on_a_real_photo(yolo_path, pattern, tmp_path):
+    """`compress` end to end (one-shot, calibration photos, default protections), then the exported
+    file in onnxruntime on china.jpg: w and h at the 20 best anchors within 10% of the dense file's."""
+    from PIL import Image
+
+    from compressor import compress
+
+    china, calibration = sample_photos()
+    photos = tmp_path / "calibration"
+    photos.mkdir()
+    for k, image in enumerate(calibration):
+        Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(photos / f"{k}.png")
+    options = {"sparsity": 0.5} if pattern == "unstructured" else {"pattern": "2:4"}
+    report = compress(yolo_path, data=str(photos), epochs=0, val_fraction=0.5, output=tmp_path / "out",
+                      progress=False, latency_runs=3, log=lambda message: None, **options)
+    assert DFL in report["plan"]["skipped"] and "distribution-focal" in report["plan"]["skipped"][DFL]
+    assert report["sparsity"] > 0.1  # the protections leave most of the model pruned, not nothing
+    dense, pruned = _boxes_on(yolo_path, china), _boxes_on(tmp_path / "out" / "model.onnx", china)
+    top = dense[4:].max(0).values.topk(20).indices
+    error = ((pruned[2:4, top] - dense[2:4, top]).abs() / dense[2:4, top]).flatten().median()
+    print(f"{pattern}: sparsity {report['sparsity']:.1%}, {len(report['plan']['skipped'])} layers dense, "
+          f"median box-size error {float(error):.3f}")
+    assert float(error) < 0.10

@@ -32,6 +32,8 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _summary(report),
         _latency(report),
         _parity(report),
+        _per_output(report),
+        _protection(report.get("protection") or {}),
         _layers(report, SPARSITY_PLOT in plots),
         _search(report.get("olmp") or {}, SEARCH_PLOT in plots),
         _trace(report, TRACE_PLOT in plots),
@@ -151,6 +153,43 @@ def _parity(report: Mapping) -> str:
         return ""
     return ("## Export parity\n\nThe exported file in onnxruntime against the compressed PyTorch module, on the same "
             f"random inputs: max relative error **{fmt.scientific(parity)}** (max |difference| / max |output|).")
+
+
+def _per_output(report: Mapping) -> str:
+    """Fidelity per output and its worst channel: a collapse in one head cannot hide in an average."""
+    metrics = report.get("metrics") or {}
+    compressed = metrics.get("compressed") or {}
+    outputs = [k.split("/", 1)[1] for k in compressed if k.startswith("relative_l2/")]
+    if not outputs:
+        return ""
+    lines = ["## Fidelity per output", "", "Against the dense model, on the evaluation samples.", "",
+             "| output | relative L2 | cosine | worst channel rel. L2 |", "|---|---:|---:|---:|"]
+    for name in outputs:
+        lines.append(f"| `{_cell(name)}` | {_fixed(compressed.get('relative_l2/' + name), '.4f')} | "
+                     f"{_fixed(compressed.get('cosine/' + name), '.4f')} | {_fixed(compressed.get('worst_channel_relative_l2/' + name), '.4f')} |")
+    return "\n".join(lines)
+
+
+def _protection(protection: Mapping) -> str:
+    """Which layers were kept dense because they must not be pruned, and how that was found."""
+    fixed, sensitivity = protection.get("fixed") or {}, protection.get("sensitivity")
+    budget_kept = protection.get("budget_kept") or {}
+    if not fixed and not sensitivity:
+        return ""
+    lines = ["## Protected layers", ""]
+    lines.append(f"- Fixed (not learned) weights kept dense: {len(fixed)}" + (": " + ", ".join(f"`{n}`" for n in list(fixed)[:8]) if fixed else "")
+                 + (" …" if len(fixed) > 8 else ""))
+    if sensitivity:
+        flagged = sensitivity.get("flagged") or []
+        lines.append(f"- Sensitivity pass: {len(sensitivity.get('layers') or [])} layers pruned one at a time on "
+                     f"{sensitivity.get('samples')} samples in {_fixed(sensitivity.get('seconds'), '.1f')} s; {len(flagged)} break an output "
+                     f"channel group alone (relative L2 above {sensitivity.get('max_relative_l2')})"
+                     + (" and stay dense" if protection.get("enforced") else " (reported only: training follows)"))
+    if protection.get("budget"):
+        lines.append(f"- Error budget {protection['budget']:g} (one-shot: nothing trains afterwards): {len(budget_kept)} more layers "
+                     "kept dense so the predicted joint error of the pruned ones fits it")
+    lines.append("- Each layer's reason is in the layer table below.")
+    return "\n".join(lines)
 
 
 def _layers(report: Mapping, has_plot: bool) -> str:
