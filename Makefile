@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench bench-slr bench-olmp clean
+.PHONY: install demo test corpus corpus-extended bench bench-slr bench-olmp clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,16 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The third-party model corpus (tests/corpus): fetch it into the cache ahead of the tests (they
+# also fetch on demand), and run the extended tier too, writing docs/models.md from the results.
+corpus: install
+	$(BIN)/python tests/corpus/gather.py
+
+corpus-extended: install
+	rm -rf .corpus-results
+	COMPRESSOR_CORPUS_TIER=all COMPRESSOR_CORPUS_RESULTS=.corpus-results $(BIN)/python -m pytest -q tests/test_corpus.py; \
+	status=$$?; $(BIN)/python tests/corpus/models_doc.py .corpus-results; exit $$status
 
 bench: install
 	$(BIN)/python bench/import_overhead.py

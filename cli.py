@@ -231,6 +231,8 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--sensitivity-threshold", type=float, default=0.5, show_default=True,
               help="Relative L2 error of any output channel group above which a layer pruned alone is kept dense.")
 @click.option("--sensitivity-samples", type=int, default=8, show_default=True, help="Calibration samples for the sensitivity pass.")
+@click.option("--random-samples", type=int, default=64, show_default=True,
+              help="Without --data: random inputs the fidelity to the dense model is measured on.")
 @click.option("--error-budget", type=float,
               help="Keep dense the layers adding most to the predicted joint output error until it fits this "
                    "(default 0.1 for one-shot runs, off when training follows; 0: off).")

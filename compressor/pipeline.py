@@ -32,7 +32,6 @@ from .training import Checkpoint, OptimizerConfig, Session, TrainConfig
 
 METADATA_PREFIX = "onnx_compressor."
 DEFAULT_SPARSITY = 0.5
-RANDOM_EVAL_SAMPLES = 64  # data-free runs measure fidelity on this many random inputs
 ONE_SHOT_ERROR_BUDGET = 0.1  # joint relative error the protected layers keep a one-shot prune within
 PARITY_SAMPLES = 8  # the export check runs this many samples (or the model's fixed batch)
 CHECKPOINT_NAME = "resume-checkpoint.pt"  # the only file a failed run leaves behind
@@ -89,13 +88,14 @@ class CompressOptions:
     sensitivity: str = "auto"  # prune each layer alone first; on: keep dense those that break an output; auto: on when nothing trains after pruning, else reported only; off
     sensitivity_threshold: float = DEFAULT_MAX_RELATIVE_L2
     sensitivity_samples: int = 8
+    random_samples: int = 64  # data-free runs measure fidelity on this many random inputs
     error_budget: float | None = None  # None: ONE_SHOT_ERROR_BUDGET when nothing trains afterwards, else off
 
     def fingerprint(self, model_sha: str) -> dict:
         """The options a checkpoint must agree with to be resumed."""
         keep = {k: v for k, v in asdict(self).items() if k not in ("output", "resume", "progress", "latency_runs", "sparse_initializers")}
         for key, default in (("keep_fixed", True), ("sensitivity", "auto"), ("sensitivity_threshold", DEFAULT_MAX_RELATIVE_L2),
-                             ("sensitivity_samples", 8), ("error_budget", None)):
+                             ("sensitivity_samples", 8), ("error_budget", None), ("random_samples", 64)):
             if keep[key] == default:  # checkpoints from before these options stay resumable
                 del keep[key]
         return {"model_sha256": model_sha, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in keep.items()}}
@@ -206,10 +206,10 @@ class Pipeline:
             if method.requires_data():
                 raise DataError(f"method {opts.method!r} with these options trains the model: give --data (or --epochs 0 for one-shot pruning)")
             train_data, labelled = None, False
-            val_data = random_model_data(inputs, RANDOM_EVAL_SAMPLES, opts.seed)
+            val_data = random_model_data(inputs, opts.random_samples, opts.seed)
             data_info = {"description": val_data.description, "train": 0, "val": len(val_data), "labelled": False}
             described = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s, _ in inputs)
-            self.notes.append(f"No data: pruning is one-shot, and metrics are fidelity to the dense model on {RANDOM_EVAL_SAMPLES} random inputs ({described}).")
+            self.notes.append(f"No data: pruning is one-shot, and metrics are fidelity to the dense model on {opts.random_samples} random inputs ({described}).")
 
         classifier = num_classes is not None
         if labelled:
@@ -418,6 +418,8 @@ def _check_options(opts: CompressOptions) -> None:
         raise ConfigError(f"--sensitivity must be auto, on or off, got {opts.sensitivity!r}")
     if not opts.sensitivity_threshold > 0:
         raise ConfigError(f"--sensitivity-threshold must be positive, got {opts.sensitivity_threshold}")
+    if opts.random_samples < 1:
+        raise ConfigError(f"--random-samples must be at least 1, got {opts.random_samples}")
     if opts.sensitivity_samples < 1:
         raise ConfigError(f"--sensitivity-samples must be at least 1, got {opts.sensitivity_samples}")
     if opts.error_budget is not None and opts.error_budget < 0:

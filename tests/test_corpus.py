@@ -25,11 +25,15 @@ from compressor.onnx_import import load_onnx
 from exporters import stored_tensors
 from corpus_models import corpus_entries, corpus_entry, corpus_model
 
-QUIET = dict(progress=False, latency_runs=3, log=lambda message: None)
+# few random and calibration samples: the corpus checks that every step works and is exact, not quality
+QUIET = dict(progress=False, latency_runs=3, random_samples=8, sensitivity_samples=2, log=lambda message: None)
 # When set, each model's step results are written here (one JSON file per model) for docs/models.md
 RESULTS_DIR = os.environ.get("COMPRESSOR_CORPUS_RESULTS")
 PARITY = 1e-4
-IDS = [entry["id"] for entry in corpus_entries()]
+# CI runs the "ci" tier; COMPRESSOR_CORPUS_TIER=all adds the "extended" one (hundreds of MB of folded
+# weights, or 1024x1024 inputs: minutes per step on 2 cores), as `make corpus-extended` does.
+TIERS = ("ci", "extended") if os.environ.get("COMPRESSOR_CORPUS_TIER") == "all" else ("ci",)
+IDS = [entry["id"] for entry in corpus_entries() if entry.get("tier", "ci") in TIERS]
 
 
 def _dynamic(shape) -> bool:
@@ -111,6 +115,18 @@ def _multi_input_npz(module, photos: Path, target: Path) -> Path:
     return target
 
 
+def _check_refused(runner, path: Path, inspected, entry: dict, record) -> None:
+    lines = inspected.stderr.strip().splitlines()
+    assert inspected.exit_code == 2 and len(lines) == 1 and "unsupported operators" in lines[0], inspected.stderr
+    for command in (["check", str(path)], [str(path), "--sparsity", "0.5", "-q", "-o", str(path.parent / "never")]):
+        started = time.perf_counter()
+        result = runner.invoke(main, command)
+        assert result.exit_code == 2 and result.stderr.strip() == lines[0], result.stderr
+        assert time.perf_counter() - started < 30  # refused before any work
+    assert not (path.parent / "never").exists()
+    record("inspect", "refused: " + lines[0].split(": ", 1)[1][:160])
+
+
 def _summary(report: dict) -> str:
     """'sparsity 41.2%, 3 kept dense, parity 2e-06' for docs/models.md."""
     kept = len(report["plan"]["skipped"])
@@ -153,6 +169,9 @@ def test_corpus_model_every_step(model_id, tmp_path, calibration_photos):
             (Path(RESULTS_DIR) / f"{model_id}.json").write_text(json.dumps(results, indent=1))
 
     result = runner.invoke(main, ["inspect", "--json", str(path)])
+    if entry.get("expected") == "refused":  # the manifest says why; every command must refuse up front, in one line
+        _check_refused(runner, path, result, entry, record)
+        return
     assert result.exit_code == 0, result.stderr
     inspected = json.loads(result.stdout)
     assert inspected["totals"]["layers"] > 0

@@ -32,16 +32,22 @@ def render(manifest: list[dict], results_dir: Path) -> str:
         "are the first conv and last classifier, fixed (not learned) weights and layers the sensitivity",
         "pass protects, each with its reason in the run's report.",
         "",
-        "| model | exporter (producer) | IR | opset | inputs | features | " + " | ".join(STEPS) + " | s |",
-        "|---|---|---|---|---|---|" + "---|" * len(STEPS) + "---|",
+        "Tier `ci` runs in every CI run; tier `extended` (hundreds of MB of folded weights, or 1024x1024",
+        "inputs: minutes per step on 2 cores) with `make corpus-extended`. \"s\" is the seconds all steps took.",
+        "",
+        "| model | tier | exporter (producer) | IR | opset | inputs | features | " + " | ".join(STEPS) + " | s |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(STEPS) + "---|",
     ]
     for entry in manifest:
         path = results_dir / f"{entry['id']}.json"
         results = json.loads(path.read_text()) if path.is_file() else None
         inputs = "; ".join(f"{n} {'x'.join(str(d) for d in shape)}" for n, shape in entry["inputs"].items())
-        cells = [results.get(step, "FAILED") if results else "not run" for step in STEPS]
+        if results and results.get("inspect", "").startswith("refused"):
+            cells = [results["inspect"]] + ["refused up front"] * (len(STEPS) - 1)
+        else:
+            cells = [results.get(step, "FAILED") if results else "not run" for step in STEPS]
         seconds = results.get("seconds", "") if results else ""
-        lines.append(f"| {entry['id']} | {entry['exporter']} ({entry['producer']}) | {entry['ir_version']} | "
+        lines.append(f"| {entry['id']} | {entry.get('tier', 'ci')} | {entry['exporter']} ({entry['producer']}) | {entry['ir_version']} | "
                      f"{entry['opset']} | {inputs} | {', '.join(entry['features'])} | " + " | ".join(cells) + f" | {seconds} |")
     lines += ["", "Sources:", ""]
     for entry in manifest:
