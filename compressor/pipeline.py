@@ -114,6 +114,7 @@ class Pipeline:
         self.log = log
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
+        self.batch_size = options.batch_size  # the model's own batch when its outputs cannot be split
 
     def _timed(self, key: str, fn):
         start = time.perf_counter()
@@ -179,8 +180,11 @@ class Pipeline:
 
         batch_info = self._timed("import_s", lambda: probe_batch(dense, example_inputs))
         module.batch_chunk = dense.batch_chunk = batch_info.chunk
+        # outputs without a batch axis cannot be cut into chunks: every batch is the model's own
+        self.batch_size = opts.batch_size if batch_info.splittable else batch_info.native
         if batch_info.chunk is not None or batch_info.declared_fixed:
-            self.notes.append(f"Batch: {batch_info.detail}.")
+            self.notes.append(f"Batch: {batch_info.detail}" + ("" if batch_info.splittable else
+                              f"; training and evaluation use batches of {batch_info.native}") + ".")
 
         # ---- data ------------------------------------------------------------------------------
         num_classes = _num_classes(module)
@@ -239,7 +243,9 @@ class Pipeline:
         if checkpoint.exists() and not opts.resume:
             self.log(f"note: {checkpoint.path} exists from an interrupted run; starting over (pass --resume to continue it)")
         session = Session(module, objective, train_data, val_data, teacher=dense,
-                          config=TrainConfig(batch_size=opts.batch_size, seed=opts.seed), checkpoint=checkpoint,
+                          config=TrainConfig(batch_size=self.batch_size, seed=opts.seed,
+                                             eval_batch_size=None if self.batch_size == opts.batch_size else self.batch_size),
+                          checkpoint=checkpoint,
                           resume=opts.resume, progress=opts.progress, log=self.log)
 
         dense_metrics = self._timed("evaluate_s", lambda: session.evaluate(dense))
@@ -292,7 +298,7 @@ class Pipeline:
             "data": data_info,
             "inputs": {name: {"shape": shape, "dtype": str(dtype).removeprefix("torch.")} for name, shape, dtype in inputs},
             "batch": batch_info.to_dict(),
-            "training": {**method.describe(), "batch_size": opts.batch_size, "seed": opts.seed},
+            "training": {**method.describe(), "batch_size": self.batch_size, "seed": opts.seed},
             "plan": plan.to_dict(),
             "protection": protection,
             "notes": self.notes,
@@ -353,9 +359,10 @@ class Pipeline:
         # calibration: validation samples, then training samples (a one-shot run has no other use for them)
         pool = [val_data] + ([train_data] if train_data is not None else [])
         count = min(opts.sensitivity_samples, sum(len(d) for d in pool))
-        samples = default_collate(list(itertools.islice((d[i][0] for d in pool for i in range(len(d))), count)))
-        samples = list(samples) if isinstance(samples, (list, tuple)) else samples
-        result = layer_sensitivity(module, plan, pattern, [samples], max_relative_l2=opts.sensitivity_threshold,
+        samples = list(itertools.islice((d[i][0] for d in pool for i in range(len(d))), count))
+        batches = [default_collate(samples[k:k + self.batch_size]) for k in range(0, len(samples), self.batch_size)]
+        batches = [list(b) if isinstance(b, (list, tuple)) else b for b in batches]
+        result = layer_sensitivity(module, plan, pattern, batches, max_relative_l2=opts.sensitivity_threshold,
                                    output_names=module.output_names)
         if not enforce:
             protection.update(sensitivity=result.to_dict())

@@ -175,5 +175,8 @@ def test_keep_dense_errors():
     module = load_onnx_proto(mixed_model())
     with pytest.raises(ConfigError, match="keep_dense names 'nope'"):
         plan_layers(module.weights, pattern=Unstructured(), sparsity=0.5, keep_dense={"nope": "x"})
-    with pytest.raises(ConfigError, match="nothing to prune"):
-        plan_layers(module.weights, pattern=Unstructured(), sparsity=0.5, keep_dense={n: "fixed" for n in ORDER})
+    # protection that leaves nothing to prune is not an error: the plan says so and the run goes on
+    plan = plan_layers(module.weights, pattern=Unstructured(), sparsity=0.5, keep_dense={n: "fixed" for n in ORDER})
+    assert not plan.targets and set(plan.skipped) == set(ORDER) and any("Nothing is pruned" in n for n in plan.notes)
+    with pytest.raises(ConfigError, match="nothing to prune"):  # the user's own exclusions still are
+        plan_layers(module.weights, pattern=Unstructured(), sparsity=0.5, exclude=["*"])

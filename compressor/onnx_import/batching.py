@@ -28,6 +28,7 @@ class BatchInfo:
     declared_fixed: bool  # the file declares a fixed batch dimension
     generalises: bool  # any batch size computes each sample as the native batch does
     detail: str  # one sentence for the report
+    splittable: bool = True  # every output has the batch axis first, so other batches can be cut into chunks
 
     @property
     def chunk(self) -> int | None:
@@ -36,7 +37,7 @@ class BatchInfo:
 
     def to_dict(self) -> dict:
         return {"native": self.native, "declared_fixed": self.declared_fixed, "generalises": self.generalises,
-                "detail": self.detail}
+                "splittable": self.splittable, "detail": self.detail}
 
 
 def batch_size_of(inputs: tuple[torch.Tensor, ...]) -> int:
@@ -106,7 +107,11 @@ def probe_batch(module, make_inputs) -> BatchInfo:
         except Exception as exc:
             return BatchInfo(native, declared_fixed, False,
                              f"runs only at batch {native} ({_first_line(exc)[:120]}); training feeds it {native} at a time")
-        alone = _as_tuple(run_in_batches(module.run_unbatched, inputs, native, module.output_names))
+        try:
+            alone = _as_tuple(run_in_batches(module.run_unbatched, inputs, native, module.output_names))
+        except ConfigError:  # an output without a batch axis (e.g. boxes flattened before NMS)
+            return BatchInfo(native, declared_fixed, False,
+                             f"some outputs have no batch axis; the model runs {native} sample(s) at a time", splittable=False)
         same = all(
             a.shape == b.shape and (not a.is_floating_point() or _close(a, b)) and (a.is_floating_point() or torch.equal(a, b))
             for a, b in zip(batched, alone)

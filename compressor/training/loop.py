@@ -45,6 +45,7 @@ class TrainingHooks:
 class TrainConfig:
     batch_size: int = 64
     seed: int = 0
+    eval_batch_size: int | None = None  # None: max(batch_size, 256)
 
 
 def samples_in(x) -> int:

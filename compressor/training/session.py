@@ -112,7 +112,7 @@ class Session:
         return [r for r in self.trace if r["phase"] == name]
 
     def evaluate(self, model) -> dict[str, float]:
-        loader = torch.utils.data.DataLoader(self.val_data, batch_size=max(self.config.batch_size, 256))
+        loader = torch.utils.data.DataLoader(self.val_data, batch_size=self.config.eval_batch_size or max(self.config.batch_size, 256))
         return evaluate(model, loader, self.objective, self.teacher)
 
     # ---- internals -----------------------------------------------------------------------------
