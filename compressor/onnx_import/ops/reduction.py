@@ -1,4 +1,4 @@
-"""Reductions (ReduceMean/Sum/Max/Min), ArgMax and TopK."""
+"""Reductions (ReduceMean/Sum/Prod/Max/Min), ArgMax and TopK."""
 
 import torch
 
@@ -96,6 +96,23 @@ def _sum(x, dims, keepdims):
 def reduce_sum(ctx):
     # 1/11: axes attribute (11 allows negative axes); 13: axes input + noop_with_empty_axes
     return _make_reduce(ctx, 13, _sum)
+
+
+# --- ReduceProd ---------------------------------------------------------------------------
+def _prod(x, dims, keepdims):
+    # torch.prod takes one dim at a time; reduce with keepdim, then drop the dims if asked
+    out = x
+    for d in sorted(set(dims)):
+        out = torch.prod(out, d, keepdim=True, dtype=x.dtype)
+    if not keepdims:
+        out = out.reshape(_reduced_shape(x, set(dims), False))
+    return out
+
+
+@register("ReduceProd", versions=[1, 11, 13, 18])
+def reduce_prod(ctx):
+    # 1/11/13: axes attribute (13 adds bfloat16); 18: axes input + noop_with_empty_axes
+    return _make_reduce(ctx, 18, _prod)
 
 
 # --- ReduceMean ---------------------------------------------------------------------------
