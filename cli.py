@@ -236,6 +236,8 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--error-budget", type=float,
               help="Keep dense the layers adding most to the predicted joint output error until it fits this "
                    "(default 0.1 for one-shot runs, off when training follows; 0: off).")
+@click.option("--dynamic-batch", is_flag=True,
+              help="Declare the exported model's batch dimension symbolic (refused when the batch is baked into the graph).")
 @click.option("--latency-runs", type=int, default=30, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 def run(model: Path, input_shape, overrides, exclude, quiet, **options):

@@ -84,6 +84,7 @@ class CompressOptions:
     progress: bool = True
     latency_runs: int = 30
     sparse_initializers: bool = False
+    dynamic_batch: bool = False  # declare the exported file's batch symbolic (the model must generalise)
     keep_fixed: bool = True  # weights that are not learned (constant, arange, integer kernels) stay dense
     sensitivity: str = "auto"  # prune each layer alone first; on: keep dense those that break an output; auto: on when nothing trains after pruning, else reported only; off
     sensitivity_threshold: float = DEFAULT_MAX_RELATIVE_L2
@@ -93,7 +94,7 @@ class CompressOptions:
 
     def fingerprint(self, model_sha: str) -> dict:
         """The options a checkpoint must agree with to be resumed."""
-        keep = {k: v for k, v in asdict(self).items() if k not in ("output", "resume", "progress", "latency_runs", "sparse_initializers")}
+        keep = {k: v for k, v in asdict(self).items() if k not in ("output", "resume", "progress", "latency_runs", "sparse_initializers", "dynamic_batch")}
         for key, default in (("keep_fixed", True), ("sensitivity", "auto"), ("sensitivity_threshold", DEFAULT_MAX_RELATIVE_L2),
                              ("sensitivity_samples", 8), ("error_budget", None), ("random_samples", 64)):
             if keep[key] == default:  # checkpoints from before these options stay resumable
@@ -180,6 +181,8 @@ class Pipeline:
 
         batch_info = self._timed("import_s", lambda: probe_batch(dense, example_inputs))
         module.batch_chunk = dense.batch_chunk = batch_info.chunk
+        if opts.dynamic_batch and not batch_info.generalises:
+            raise ConfigError(f"--dynamic-batch: the model does not compute other batches correctly ({batch_info.detail})")
         # outputs without a batch axis cannot be cut into chunks: every batch is the model's own
         self.batch_size = opts.batch_size if batch_info.splittable else batch_info.native
         if batch_info.chunk is not None or batch_info.declared_fixed:
@@ -265,13 +268,15 @@ class Pipeline:
 
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        file_batch = batch_info.native if (batch_info.declared_fixed or batch_info.chunk) else min(len(val_data), PARITY_SAMPLES)
+        fixed_file = (batch_info.declared_fixed and not opts.dynamic_batch) or batch_info.chunk
+        file_batch = batch_info.native if fixed_file else min(len(val_data), PARITY_SAMPLES)
         sample = _example_batch(val_data, file_batch)
         export = self._timed("export_s", lambda: export_onnx(
             module, staging / "model.onnx", sparse_initializers=opts.sparse_initializers, parity_inputs=sample,
+            dynamic_batch=opts.dynamic_batch,
             metadata={"method": opts.method, "pattern": opts.pattern,
                       "target_sparsity": "searched" if method.finds_own_sparsity else str(target)}))
-        latency_batch = batch_info.native if (batch_info.declared_fixed or batch_info.chunk) else 1
+        latency_batch = batch_info.native if (batch_info.declared_fixed or batch_info.chunk) else 1  # as the dense file takes
         latency = self._timed("latency_s", lambda: self._latency(
             export.path, module.input_names, [t[:latency_batch] for t in sample]))
         exported = onnx.load(str(export.path))  # the report reads the file, so it cannot disagree with it

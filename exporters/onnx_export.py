@@ -69,6 +69,7 @@ def export_onnx(
     parity: bool = True,
     parity_inputs=None,
     input_shapes=None,
+    dynamic_batch: bool = False,
 ) -> ExportResult:
     """Write `module`'s weights into a copy of its ONNX graph at `path`.
 
@@ -78,11 +79,15 @@ def export_onnx(
     check: onnx.checker with full_check (strict shape inference); where the input model itself
     fails that, the basic check and a warning in the result. parity: compare onnxruntime on the
     file with the module on random (or given) inputs; the figure is in the result.
+    dynamic_batch: declare the batch dimension of the inputs (and of the outputs that carry it)
+    symbolic, for a model whose batch the caller has checked to generalise.
     """
     path = Path(path)
     if module.source_path is not None and _same_file(path, module.source_path):
         raise ExportError(f"{path}: refusing to overwrite the input model; choose another output path")
     dense, removed = _dense_model_proto(module, metadata)
+    if dynamic_batch:
+        _declare_dynamic_batch(dense, module)
     model = dense
     if sparse_initializers:
         model = ModelProto()
@@ -353,6 +358,26 @@ def _sparse_if_smaller(array: np.ndarray, name: str) -> onnx.SparseTensorProto |
     values = numpy_helper.from_array(flat[nonzero], name)
     indices = numpy_helper.from_array(nonzero.astype(np.int64), name + "_indices")
     return onnx.helper.make_sparse_tensor(values, indices, list(array.shape))
+
+
+def _declare_dynamic_batch(model: ModelProto, module) -> None:
+    """First dimension of the model's inputs, and of the outputs that share the inputs' fixed
+    batch, becomes the symbol 'batch'; value_info (recorded at the old batch) is dropped."""
+    graph = model.graph
+    fixed = set()
+    for value in graph.input:
+        if value.name in module.input_names and value.type.tensor_type.shape.dim:
+            dim = value.type.tensor_type.shape.dim[0]
+            if dim.HasField("dim_value"):
+                fixed.add(dim.dim_value)
+            dim.Clear()
+            dim.dim_param = "batch"
+    for value in graph.output:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value in fixed:
+            dims[0].Clear()
+            dims[0].dim_param = "batch"
+    del graph.value_info[:]
 
 
 def _add_provenance(model: ModelProto, module, extra: dict[str, str]) -> None:

@@ -93,6 +93,21 @@ def test_pipeline_trains_baked_batch_model_at_requested_batch(tmp_path, batch_di
     assert report["latency_ms"]["dense"]["batch"] == reshape_batch
 
 
+def test_dynamic_batch_option_declares_a_symbolic_batch_only_where_it_is_safe(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(_reshape_model(1, None), str(path))  # declared 1, computes any batch alike
+    report = compress(path, sparsity=0.5, dynamic_batch=True, output=tmp_path / "dyn", **QUIET)
+    exported = onnx.load(str(tmp_path / "dyn" / "model.onnx"))
+    assert exported.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert exported.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert report["export_parity"] < 1e-4  # checked at batch > 1 on the symbolic file
+    session = ort.InferenceSession(str(tmp_path / "dyn" / "model.onnx"))
+    assert session.run(None, {"x": np.zeros((5, 3, 8, 8), np.float32)})[0].shape == (5, 5)
+    onnx.save(_reshape_model(1, 1), str(path))  # batch baked into the Reshape: refused, one line
+    with pytest.raises(CompressorError, match="--dynamic-batch: the model does not compute other batches"):
+        compress(path, dynamic_batch=True, output=tmp_path / "baked", **QUIET)
+
+
 def _two_input_model() -> onnx.ModelProto:
     """image[N,3,8,8], scale[N,2] -> Conv -> GlobalAveragePool -> Flatten -> Gemm(->2) * scale."""
     rng = np.random.default_rng(0)
