@@ -42,6 +42,8 @@ def _dynamic(shape) -> bool:
 
 def _shape_options(entry: dict, module) -> dict:
     """--input-shape for inputs whose spatial size nothing in the file fixes (from the manifest)."""
+    if entry.get("input_shapes"):  # non-image inputs: the sizes the package feeds, from the manifest
+        return {"input_shapes": {n: list(s) for n, s in entry["input_shapes"].items()}}
     metadata = {p.key for p in module.onnx_model.metadata_props}
     shapes = {}
     for name in module.input_names:
@@ -65,7 +67,7 @@ def _full_check(original: Path, exported: Path) -> None:
     onnx.checker.check_model(str(exported), full_check=True)
 
 
-def _check_pruned(report: dict, original: Path, dense_module, pattern: str) -> None:
+def _check_pruned(report: dict, original: Path, dense_module, pattern: str, trained: bool = False) -> None:
     exported = Path(report["outputs"]["onnx"])
     assert report["export_parity"] <= PARITY, report["export_parity"]
     _full_check(original, exported)
@@ -78,9 +80,11 @@ def _check_pruned(report: dict, original: Path, dense_module, pattern: str) -> N
         assert got is not None, f"{name} is not stored in the exported file"
         want = dense[name]
         kept = got != 0
-        np.testing.assert_array_equal(got[kept], want[kept])  # survivors unchanged, bit for bit
+        if not trained:
+            np.testing.assert_array_equal(got[kept], want[kept])  # survivors unchanged, bit for bit
         if layer["target"] is None:
-            np.testing.assert_array_equal(got, want)  # layers kept dense are untouched
+            if not trained:
+                np.testing.assert_array_equal(got, want)  # layers kept dense are untouched
             continue
         pruned_layers += 1
         if pattern == "2:4":
@@ -93,24 +97,37 @@ def _check_pruned(report: dict, original: Path, dense_module, pattern: str) -> N
     assert pruned_layers > 0 or report["plan"]["skipped"], "nothing pruned and nothing explained"
 
 
-def _multi_input_npz(module, photos: Path, target: Path) -> Path:
+def _multi_input_npz(module, entry: dict, photos: Path, target: Path) -> Path:
+    """Calibration data for a model with several inputs: the photos for its image input (at the
+    manifest's size), ones for other float inputs (scale factors), and for a model with no image
+    input seeded random features at the manifest's shapes."""
     import torch
     from PIL import Image
 
     from compressor.onnx_import.inputs import input_dtypes
 
-    files = sorted(photos.glob("*.png"))[:8]
+    count = 8
     dtypes = input_dtypes(module)
-    image = next(n for n in module.input_names if len(module.input_shapes[n]) == 4 and dtypes[n].is_floating_point)
+    rng = np.random.default_rng(0)
     arrays = {}
-    for name, dtype in dtypes.items():
-        shape = [len(files), *module.input_shapes[name][1:]]
-        if name == image:
-            h, w = shape[2], shape[3]
+    for name in module.input_names:
+        numpy_dtype = torch.empty((), dtype=dtypes[name]).numpy().dtype
+        declared = module.input_shapes[name]
+        if entry.get("input_shapes"):
+            shape = [count, *entry["input_shapes"][name][1:]]
+        else:
+            shape = [count] + [d if isinstance(d, int) and d > 0 else 1 for d in declared[1:]]
+        if len(declared) == 4 and dtypes[name].is_floating_point and not entry.get("input_shapes"):
+            h, w = entry["image_size"]
+            files = sorted(photos.glob("*.png"))[:count]
             arrays[name] = np.stack([np.asarray(Image.open(f).convert("RGB").resize((w, h)), np.float32).transpose(2, 0, 1) / 255
                                      for f in files])
+        elif dtypes[name].is_floating_point and entry.get("input_shapes"):
+            arrays[name] = rng.standard_normal(shape).astype(numpy_dtype)
+        elif dtypes[name].is_floating_point:
+            arrays[name] = np.ones(shape, dtype=numpy_dtype)  # scale factors: the image as the network sees it
         else:
-            arrays[name] = np.ones(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype)
+            arrays[name] = np.zeros(shape, dtype=numpy_dtype)
     np.savez(target, **arrays)
     return target
 
@@ -190,18 +207,28 @@ def test_corpus_model_every_step(model_id, tmp_path, calibration_photos):
     for pattern, options in (("unstructured", {"sparsity": 0.5}), ("2:4", {"pattern": "2:4"})):
         report = compress(path, output=tmp_path / pattern.replace(":", "of"), epochs=0, **options, **shape_options, **QUIET)
         _check_pruned(report, path, module, pattern)
-        record(pattern, _summary(report))
+        summary = _summary(report)
+        skipped = report["plan"]["skipped"].values()
+        if report["sparsity"] == 0 and skipped and all(r.startswith("fixed weights") for r in skipped):
+            # every weight is a stand-in constant (the model-zoo "light" files): the protection is right,
+            # and the pruning itself is exercised with the protections switched off
+            forced = compress(path, output=tmp_path / ("forced-" + pattern.replace(":", "of")), epochs=0, keep_fixed=False,
+                              sensitivity="off", **options, **shape_options, **QUIET)
+            _check_pruned(forced, path, module, pattern)
+            assert forced["sparsity"] > 0.4
+            summary += f"; forced (--prune-fixed --sensitivity off): {_summary(forced)}"
+        record(pattern, summary)
 
     # a short label-free run: the dense model teaches the pruned one on real photos
     data_options = {"data": str(calibration_photos), "limit": 8, "val_fraction": 0.25, "batch_size": 4, "epochs": 1}
     if len(module.input_names) > 1:  # an .npz with one array per input: photos for the image, ones for the rest
-        data_options["data"] = str(_multi_input_npz(module, calibration_photos, tmp_path / "calibration.npz"))
+        data_options["data"] = str(_multi_input_npz(module, entry, calibration_photos, tmp_path / "calibration.npz"))
     elif shape_options:
         (shape,) = shape_options["input_shapes"].values()
         h, w = (shape[1], shape[2]) if "nhwc-input" in entry["features"] else (shape[2], shape[3])
         data_options["preprocess"] = f"size={h}x{w}"  # the size comes from the data options, not --input-shape
     report = compress(path, output=tmp_path / "distil", sparsity=0.5, **data_options, **QUIET)
     assert report["metrics"]["kind"] == "fidelity" and report["data"]["train"] == 6
-    _check_pruned(report, path, module, "unstructured")
+    _check_pruned(report, path, module, "unstructured", trained=True)  # survivors trained: zeros stay, values move
     record("label-free", _summary(report))
     assert path.read_bytes() == before  # the input is never modified
