@@ -141,7 +141,7 @@ def _check_refused(runner, path: Path, inspected, entry: dict, record) -> None:
         assert result.exit_code == 2 and result.stderr.strip() == lines[0], result.stderr
         assert time.perf_counter() - started < 30  # refused before any work
     assert not (path.parent / "never").exists()
-    record("inspect", "refused: " + lines[0].split(": ", 1)[1][:160])
+    record("inspect", "refused: " + lines[0][lines[0].index("unsupported operators"):][:200])
 
 
 def _summary(report: dict) -> str:

@@ -52,8 +52,12 @@ def render(manifest: list[dict], results_dir: Path) -> str:
     lines += ["", "Sources:", ""]
     for entry in manifest:
         source = entry["source"]
-        where = (f"onnx package, `{source['path']}`" if source["kind"] == "onnx-package"
-                 else f"PyPI `{source['package']}=={source['version']}`, `{source['member']}`")
+        if source["kind"] == "onnx-package":
+            where = f"onnx package, `{source['path']}`"
+        elif source["kind"] == "derived":
+            where = f"derived from {source['base']} by `tests/corpus/derive.py` ({source['recipe']})"
+        else:
+            where = f"PyPI `{source['package']}=={source['version']}`, `{source['member']}`"
         lines.append(f"- {entry['id']}: {where}, {entry['bytes']:,} bytes. {entry.get('notes', '')}".rstrip())
     return "\n".join(lines) + "\n"
 
