@@ -9,17 +9,12 @@ from pathlib import Path
 
 import click
 
-from compressor.errors import CompressorError
+from compressor.errors import CompressorError, first_line
 
 
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Command(click.Command):
@@ -34,13 +29,13 @@ class _Command(click.Command):
         try:
             return super().invoke(ctx)
         except CompressorError as exc:
-            _fail(_one_line(exc))
+            _fail(first_line(exc))
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the promise is one line, whatever went wrong
             if os.environ.get("COMPRESS_DEBUG"):
                 raise
-            _fail(f"internal error ({type(exc).__name__}: {_one_line(exc)}); COMPRESS_DEBUG=1 shows the traceback")
+            _fail(f"internal error ({type(exc).__name__}: {first_line(exc)}); COMPRESS_DEBUG=1 shows the traceback")
 
 
 class _DefaultToRun(click.Group):

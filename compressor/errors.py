@@ -7,6 +7,12 @@ shows its traceback).
 """
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): error messages are one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class CompressorError(Exception):
     """An error caused by the user's input, reported as one line."""
 

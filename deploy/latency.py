@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.errors import CompressorError
+from compressor.errors import CompressorError, first_line
 
 MIN_RUNS = 5  # the time budget never cuts a model below this many timed runs
 
@@ -105,7 +105,7 @@ def onnxruntime_cpu_session(path: Path, threads: int | None = None):
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise CompressorError(f"onnxruntime cannot load {path}: {_first_line(exc)}") from None
+        raise CompressorError(f"onnxruntime cannot load {path}: {first_line(exc)}") from None
 
 
 def measure_onnxruntime_latency(
@@ -152,7 +152,7 @@ def _runner(session, model_feeds: dict[str, np.ndarray], path) -> Callable[[], o
         try:
             return session.run(None, model_feeds)
         except Exception as exc:
-            raise CompressorError(f"onnxruntime cannot run {path}: {_first_line(exc)}") from None
+            raise CompressorError(f"onnxruntime cannot run {path}: {first_line(exc)}") from None
 
     return run
 
@@ -175,8 +175,3 @@ def _cpu_name() -> str:
     import platform
 
     return platform.processor()
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

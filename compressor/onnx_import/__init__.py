@@ -12,7 +12,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import CompressorError, ModelLoadError
+from ..errors import CompressorError, ModelLoadError, first_line
 
 from .builder import build_module
 from .module import OnnxModule
@@ -30,8 +30,7 @@ def load_onnx(path: str | Path) -> OnnxModule:
     except CompressorError:
         raise
     except Exception as exc:  # a damaged graph can break any operator's builder or the folding
-        text = str(exc).strip() or type(exc).__name__
-        raise ModelLoadError(f"{path}: cannot import the graph: {text.splitlines()[0]}") from exc
+        raise ModelLoadError(f"{path}: cannot import the graph: {first_line(exc)}") from exc
 
 
 def load_onnx_proto(proto: onnx.ModelProto, label: str = "model") -> OnnxModule:

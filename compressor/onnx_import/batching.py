@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError, first_line
 
 PROBE_BATCHES = (1, 2, 4, 8)  # native batch candidates when the declared batch is symbolic
 SAME_SAMPLE_RTOL = 1e-4  # a sample's outputs, batched vs alone, relative to the output's scale
@@ -97,7 +97,7 @@ def probe_batch(module, make_inputs) -> BatchInfo:
                 native = b
                 break
             except Exception as exc:  # the model refuses this batch: try the next
-                errors.append(f"batch {b}: {_first_line(exc)}")
+                errors.append(f"batch {b}: {first_line(exc)}")
         else:
             raise ModelLoadError(f"the model does not run on example inputs ({'; '.join(errors)})")
         big = 2 * native + 1
@@ -106,7 +106,7 @@ def probe_batch(module, make_inputs) -> BatchInfo:
             batched = _as_tuple(module.run_unbatched(*inputs))
         except Exception as exc:
             return BatchInfo(native, declared_fixed, False,
-                             f"runs only at batch {native} ({_first_line(exc)[:120]}); training feeds it {native} at a time")
+                             f"runs only at batch {native} ({first_line(exc)[:120]}); training feeds it {native} at a time")
         try:
             alone = _as_tuple(run_in_batches(module.run_unbatched, inputs, native, module.output_names))
         except ConfigError:  # an output without a batch axis (e.g. boxes flattened before NMS)
@@ -130,8 +130,3 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def _as_tuple(x):
     return x if isinstance(x, tuple) else (x,)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -11,7 +11,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import ModelProto
 
-from ..errors import ModelLoadError, UnsupportedModelError
+from ..errors import ModelLoadError, UnsupportedModelError, first_line
 from .registry import DEFAULT_DOMAIN, lookup, normalize_domain, registered
 from .tensors import ONNX_TO_TORCH
 
@@ -48,14 +48,14 @@ def read_model(path) -> LoadedModel:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{path}: not a valid ONNX protobuf (truncated or another format): {_first_line(exc)}") from None
+        raise ModelLoadError(f"{path}: not a valid ONNX protobuf (truncated or another format): {first_line(exc)}") from None
     validate_structure(proto, str(path))
     external = _has_external_data(proto)
     if external:
         try:
             onnx.load_external_data_for_model(proto, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-            raise ModelLoadError(f"{path}: cannot read its external data: {_first_line(exc)}") from None
+            raise ModelLoadError(f"{path}: cannot read its external data: {first_line(exc)}") from None
     return LoadedModel(proto, path, external)
 
 
@@ -178,8 +178,3 @@ def check_supported(proto: ModelProto, label: str, tail_tensors: Collection[str]
         problems.append("unsupported element types: " + ", ".join(types))
     if problems:
         raise UnsupportedModelError(f"{label}: " + "; ".join(problems))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
