@@ -126,15 +126,12 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
     """
     import tempfile
 
-    from compressor.onnx_import import load_onnx
-    from exporters import export_onnx
-
+    from compressor.data import example_batch, load_model_data, parse_preprocess
     from compressor.data.shape_hints import shape_hints
+    from compressor.onnx_import import load_onnx
     from compressor.onnx_import.batching import probe_batch
-    from compressor.onnx_import.inputs import random_inputs, resolve_input_shapes
-
-    from compressor.data import load_model_data, parse_preprocess
-    from compressor.onnx_import.inputs import input_dtypes
+    from compressor.onnx_import.inputs import input_dtypes, random_inputs, resolve_input_shapes
+    from exporters import export_onnx
 
     module = load_onnx(model)
     metadata = {p.key: p.value for p in module.onnx_model.metadata_props}
@@ -148,10 +145,7 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
 
     def example_inputs(batch: int):
         if samples is not None:
-            from torch.utils.data import default_collate
-
-            stacked = default_collate([samples[i % len(samples)][0] for i in range(batch)])
-            return list(stacked) if isinstance(stacked, (list, tuple)) else [stacked]
+            return example_batch(samples, batch)
         return random_inputs(module, {n: [batch, *s[1:]] for n, s in shapes.items()}, batch=batch)
 
     batch = probe_batch(module, example_inputs)

@@ -146,7 +146,7 @@ class Pipeline:
         return report
 
     def _run(self, out_dir: Path, staging: Path) -> dict:
-        from .data import load_model_data, parse_preprocess, random_model_data, split_indices
+        from .data import example_batch, load_model_data, parse_preprocess, random_model_data, split_indices
         from .data.shape_hints import shape_hints
         from .onnx_import.batching import probe_batch
         from .sparsity import parse_pattern, plan_layers
@@ -270,7 +270,7 @@ class Pipeline:
         staging.mkdir(parents=True)
         fixed_file = (batch_info.declared_fixed and not opts.dynamic_batch) or batch_info.chunk
         file_batch = batch_info.native if fixed_file else min(len(val_data), PARITY_SAMPLES)
-        sample = _example_batch(val_data, file_batch)
+        sample = example_batch(val_data, file_batch)
         export = self._timed("export_s", lambda: export_onnx(
             module, staging / "model.onnx", sparse_initializers=opts.sparse_initializers, parity_inputs=sample,
             dynamic_batch=opts.dynamic_batch,
@@ -341,8 +341,7 @@ class Pipeline:
         A one-shot prune cannot recover what it breaks; training after pruning recovers most of a
         layer's solo damage, so by default ("auto") a run that trains only reports the pass.
         """
-        from torch.utils.data import default_collate
-
+        from .data import stack_inputs
         from .sensitivity import layer_sensitivity
         from .sparsity import plan_layers
         from .sparsity.fixed_weights import find_fixed_weights
@@ -365,8 +364,7 @@ class Pipeline:
         pool = [val_data] + ([train_data] if train_data is not None else [])
         count = min(opts.sensitivity_samples, sum(len(d) for d in pool))
         samples = list(itertools.islice((d[i][0] for d in pool for i in range(len(d))), count))
-        batches = [default_collate(samples[k:k + self.batch_size]) for k in range(0, len(samples), self.batch_size)]
-        batches = [list(b) if isinstance(b, (list, tuple)) else b for b in batches]
+        batches = [stack_inputs(samples[k:k + self.batch_size]) for k in range(0, len(samples), self.batch_size)]
         result = layer_sensitivity(module, plan, pattern, batches, max_relative_l2=opts.sensitivity_threshold,
                                    output_names=module.output_names)
         if not enforce:
@@ -451,15 +449,6 @@ def _num_classes(module) -> int | None:
     if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value >= 2:
         return int(dims[1].dim_value)
     return None
-
-
-def _example_batch(data, batch: int) -> list[torch.Tensor]:
-    """The first `batch` samples of `data` (repeated when it holds fewer), one tensor per model input."""
-    from torch.utils.data import default_collate
-
-    samples = [data[i % len(data)][0] for i in range(batch)]
-    stacked = default_collate(samples)
-    return list(stacked) if isinstance(stacked, (list, tuple)) else [stacked]
 
 
 def _model_statistics(model: onnx.ModelProto, module, plan) -> tuple[list[dict], dict]:

@@ -11,9 +11,9 @@ Modules: `spec` (dispatch, help text), `dataset` (LoadedDataset and in-memory so
 `layout` (image -> model input layout), `validation` (checks), `split` (seeded selection).
 """
 
-from .dataset import LoadedDataset
+from .dataset import LoadedDataset, example_batch, stack_inputs
 from .preprocess import Preprocess, parse_preprocess
 from .spec import DATA_SPEC_HELP, load_dataset, load_model_data, random_dataset, random_model_data
 from .split import split_indices
 
-__all__ = ["DATA_SPEC_HELP", "LoadedDataset", "Preprocess", "load_dataset", "load_model_data", "random_model_data", "parse_preprocess", "random_dataset", "split_indices"]
+__all__ = ["DATA_SPEC_HELP", "LoadedDataset", "example_batch", "stack_inputs", "Preprocess", "load_dataset", "load_model_data", "random_model_data", "parse_preprocess", "random_dataset", "split_indices"]

@@ -6,7 +6,7 @@ of them, so `subset` (the train/validation split) shares the source instead of c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -79,6 +79,20 @@ class LoadedDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"LoadedDataset({self.description})"
+
+
+def stack_inputs(samples: Iterable) -> list[torch.Tensor]:
+    """Samples (each a tensor, or a tuple with one tensor per model input) as one batch: a list
+    with one stacked tensor per model input, ready for `module(*batch)`."""
+    from torch.utils.data import default_collate
+
+    stacked = default_collate(list(samples))
+    return list(stacked) if isinstance(stacked, (list, tuple)) else [stacked]
+
+
+def example_batch(data, batch: int) -> list[torch.Tensor]:
+    """The first `batch` inputs of `data` (repeated when it holds fewer), stacked per model input."""
+    return stack_inputs(data[i % len(data)][0] for i in range(batch))
 
 
 class TensorSource:
