@@ -162,6 +162,8 @@ def test_dynamic_spatial_shape_comes_from_the_data_or_metadata(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(CompressorError, match="nothing fixes them.*--input-shape x:1x3xNxN"):
         compress(path, output=tmp_path / "none", **QUIET)
+    with pytest.raises(CompressorError, match="data not found: .*missing.npz"):  # the real problem, not the shape
+        compress(path, data=str(tmp_path / "missing.npz"), output=tmp_path / "missing", **QUIET)
     np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).standard_normal((20, 3, 8, 8)).astype(np.float32))
     report = compress(path, data=str(tmp_path / "d.npz"), epochs=0, output=tmp_path / "npz", **QUIET)
     assert report["inputs"]["x"]["shape"] == [1, 3, 8, 8]

@@ -39,8 +39,11 @@ def shape_hints(spec: str | None, inputs: Sequence[tuple[str, Sequence]], prepro
                 metadata: dict[str, str]) -> dict[str, tuple[list, str]]:
     """{input name: (shape with None where unknown, source)} for inputs given as (name, declared shape)."""
     from .sources.npz import npz_array_shapes
+    from .spec import MNIST_CSV_PREFIX, _existing
 
     hints: dict[str, tuple[list, str]] = {}
+    if spec and spec.strip() != "digits" and not spec.strip().startswith(MNIST_CSV_PREFIX):
+        _existing(spec.strip(), "data")  # a missing path is the error to report, not the shapes it would have fixed
     if spec and spec.strip().lower().endswith(".npz") and Path(spec.strip()).expanduser().is_file():
         arrays = npz_array_shapes(Path(spec.strip()).expanduser())
         for k, (name, _) in enumerate(inputs):
