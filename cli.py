@@ -151,7 +151,7 @@ def check(model: Path, output: Path | None, input_shape: tuple[str, ...], sparse
     batch = probe_batch(module, example_inputs)
     module.batch_chunk = batch.chunk
     # batch 2 exercises a dynamic batch; a model fixed to its batch is checked at that batch
-    check_batch = batch.native if (batch.declared_fixed or batch.chunk) else 2
+    check_batch = batch.native if batch.runs_own_batch_only else 2
     with tempfile.TemporaryDirectory() as tmp:
         target = output or Path(tmp) / model.name
         result = export_onnx(module, target, sparse_initializers=sparse_initializers,

@@ -276,7 +276,7 @@ class Pipeline:
             dynamic_batch=opts.dynamic_batch,
             metadata={"method": opts.method, "pattern": opts.pattern,
                       "target_sparsity": "searched" if method.finds_own_sparsity else str(target)}))
-        latency_batch = batch_info.native if (batch_info.declared_fixed or batch_info.chunk) else 1  # as the dense file takes
+        latency_batch = batch_info.native if batch_info.runs_own_batch_only else 1  # as the dense file takes
         latency = self._timed("latency_s", lambda: self._latency(
             export.path, module.input_names, [t[:latency_batch] for t in sample]))
         exported = onnx.load(str(export.path))  # the report reads the file, so it cannot disagree with it

@@ -31,6 +31,11 @@ class BatchInfo:
     splittable: bool = True  # every output has the batch axis first, so other batches can be cut into chunks
 
     @property
+    def runs_own_batch_only(self) -> bool:
+        """onnxruntime must be fed the native batch: it is declared in the file, or baked into the graph."""
+        return self.declared_fixed or self.chunk is not None
+
+    @property
     def chunk(self) -> int | None:
         """The batch every forward must be cut into, or None when any batch is fine."""
         return None if self.generalises else self.native
