@@ -180,9 +180,30 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
     return overrides
 
 
+def _method_options(command):
+    """One option per field of the registered methods' Configs (compressor/methods/options.py):
+    the methods own their options, defaults and help; None means "not given"."""
+    from compressor.methods.options import method_options
+
+    for spec in reversed(method_options()):
+        kind = click.Choice(list(spec.choices)) if spec.choices else spec.type
+        command = click.option(spec.flag, spec.dest, type=kind, default=None, help=spec.help)(command)
+    return click.option("--method-option", "method_option", multiple=True, metavar="KEY=VALUE",
+                        help="Any other option of the chosen method's Config, e.g. population=20 for olmp (repeatable).")(command)
+
+
+def _registered(kind: str) -> str:
+    from compressor.methods import METHODS
+    from compressor.tasks import TASKS
+
+    return ", ".join({"method": METHODS, "task": TASKS}[kind].names())
+
+
 @main.command(cls=_Command, name="run")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--method", default="magnitude", show_default=True, help="Pruning method.")
+@click.option("--method", default="magnitude", show_default=True, help=f"Pruning method: {_registered('method')}.")
+@click.option("--task", default="auto", show_default=True,
+              help=f"What the model does and how it is measured: {_registered('task')}; auto: classification with labels, distillation without.")
 @click.option("--sparsity", type=float, help="Target fraction of zero weights in the pruned layers (default 0.5; olmp finds its own).")
 @click.option("--pattern", default="unstructured", show_default=True, help="unstructured, 2:4 (or N:M), filter, channel, column.")
 @click.option("--scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
@@ -198,29 +219,6 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--limit", type=int, help="Use at most this many samples (quick runs).")
 @click.option("--input-shape", multiple=True, help="Concrete input shape: 1x3x320x320, or NAME:1x3x320x320.")
-@click.option("--epochs", type=int, help="Training epochs: fine-tuning (magnitude), penalty training (slr, admm) or pruning and adjusting (olmp); default 3 with data, 0 without.")
-@click.option("--retrain-epochs", type=int, help="Masked retraining epochs after hard pruning (slr, admm) or after the search (olmp); default 3.")
-@click.option("--rho", type=float, help="slr/admm: penalty weight rho (default 0.1).")
-@click.option("--slr-M", "slr_M", type=float, help="slr: step-size constant M > 1 (default 300).")
-@click.option("--slr-r", "slr_r", type=float, help="slr: step-size exponent r in (0, 1) (default 0.1).")
-@click.option("--slr-s0", "slr_s0", type=float, help="slr: initial step size s0 (default 0.01).")
-@click.option("--condition-batches", type=int, help="slr: minibatches in the fixed condition set (default 16).")
-@click.option("--admm-interval", type=int, help="admm: epochs between dual updates (default 1).")
-@click.option("--max-accuracy-drop", type=float,
-              help="olmp: allowed loss of accuracy (or of top-1 agreement without labels), in points (default 0.5).")
-@click.option("--max-output-error", type=float, help="olmp, label-free non-classifiers: allowed relative L2 error (default 0.05).")
-@click.option("--objective", type=click.Choice(["params", "flops"]),
-              help="olmp: minimise remaining weights or remaining multiply-adds (default params).")
-@click.option("--constraint-data", type=click.Choice(["val", "train"]),
-              help="olmp: measure the bound on fixed samples of the validation split or of the training data (default val).")
-@click.option("--constraint-samples", type=int, help="olmp: how many fixed samples (default 1024).")
-@click.option("--constraint-baseline", type=click.Choice(["dense", "current"]),
-              help="olmp: bound relative to the net before each search call (the paper; default) or to the dense model.")
-@click.option("--search-calls", type=int, help="olmp: NCS calls over the pruning phase (default 10).")
-@click.option("--search-budget", type=int, help="olmp: evaluations per NCS call (default 400).")
-@click.option("--ncs-sigma", type=float, help="olmp: NCS step size on the c-rates (default 1; a tenth in the last third).")
-@click.option("--schedule", type=click.Choice(["oneshot", "gradual"]), default="oneshot", show_default=True,
-              help="Magnitude: prune once then fine-tune, or prune gradually (cubic ramp) while training.")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--momentum", type=float, default=0.9, show_default=True)
@@ -247,14 +245,17 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
               help="Declare the exported model's batch dimension symbolic (refused when the batch is baked into the graph).")
 @click.option("--latency-runs", type=int, default=30, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
-def run(model: Path, input_shape, overrides, exclude, quiet, **options):
+@_method_options
+def run(model: Path, input_shape, overrides, exclude, quiet, method_option, **options):
     """Prune MODEL and write the pruned ONNX model and a report."""
+    from compressor.methods.options import parse_method_options
     from compressor.pipeline import compress
     from compressor.reporting import console_summary
 
     log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     report = compress(model, log=log, overrides=_overrides(overrides), exclude=tuple(exclude),
-                      input_shapes=_input_shapes(input_shape), progress=not quiet, **options)
+                      input_shapes=_input_shapes(input_shape), progress=not quiet,
+                      method_options=parse_method_options(method_option, options["method"]), **options)
     click.echo(console_summary(report))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from .base import PruneContext, register_method
+from .base import PruneContext, option, register_method
 from .lagrangian import LagrangianMethod, PenaltyHooks, current_weights, project
 
 
@@ -24,7 +24,7 @@ def admm_block(state: dict, weights: dict[str, torch.Tensor], projection) -> Non
 class ADMMPruning(LagrangianMethod):
     @dataclass(frozen=True)
     class Config(LagrangianMethod.Config):
-        admm_interval: int = 1
+        admm_interval: int = option(1, "Epochs between dual updates")
 
         def __post_init__(self):
             super().__post_init__()

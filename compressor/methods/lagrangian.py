@@ -16,7 +16,7 @@ import torch
 from ..errors import ConfigError
 from ..sparsity import compute_masks
 from ..training import MaskSet, OptimizerConfig, TrainingHooks
-from .base import Method, PruneContext
+from .base import Method, MethodResult, MetricsAfterPruning, PruneContext, option
 from .magnitude import prune_to_plan
 
 
@@ -60,11 +60,10 @@ class LagrangianMethod(Method):
 
     @dataclass(frozen=True)
     class Config:
-        epochs: int = 5
-        retrain_epochs: int = 3
-        rho: float = 0.1
+        epochs: int = option(3, "Penalty-training epochs before hard pruning")
+        retrain_epochs: int = option(3, "Masked retraining epochs after hard pruning")
+        rho: float = option(0.1, "Penalty weight rho")
         optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-        schedule: str = "oneshot"  # accepted for a uniform CLI; these methods have no other schedule
 
         def __post_init__(self):
             if self.epochs < 1:
@@ -73,10 +72,8 @@ class LagrangianMethod(Method):
                 raise ConfigError(f"--retrain-epochs must be 0 or more, got {self.retrain_epochs}")
             if not self.rho > 0:
                 raise ConfigError(f"--rho must be positive, got {self.rho}")
-            if self.schedule != "oneshot":
-                raise ConfigError("--schedule gradual is for --method magnitude")
 
-    def run(self, ctx: PruneContext) -> MaskSet:
+    def run(self, ctx: PruneContext) -> MethodResult:
         session = ctx.session
         state = session.once("init", lambda: self.initial_state(ctx))
         hooks = self.make_hooks(ctx, state)
@@ -87,10 +84,9 @@ class LagrangianMethod(Method):
             return {"masks": masks, "metrics": session.evaluate(ctx.module)}
 
         pruned = session.once("hard_prune", hard_prune)
-        ctx.record["hard_pruned_metrics"] = pruned["metrics"]
         masks = MaskSet(pruned["masks"])
         session.train("retrain", self.config.retrain_epochs, self.config.optimizer, masks=masks)
-        return masks
+        return MethodResult(masks, MetricsAfterPruning("hard-pruned", pruned["metrics"], "after hard pruning, before retraining"))
 
     @abstractmethod
     def initial_state(self, ctx: PruneContext) -> dict: ...

@@ -17,7 +17,7 @@ import torch
 from ..errors import ConfigError
 from ..sparsity import compute_masks
 from ..training import MaskSet, OptimizerConfig, TrainingHooks
-from .base import Method, PruneContext, register_method
+from .base import Method, MethodResult, MetricsAfterPruning, PruneContext, option, register_method
 
 
 def prune_to_plan(module, plan, pattern, targets: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
@@ -36,15 +36,18 @@ def cubic_ramp(step: int, ramp_steps: int) -> float:
     return 1.0 - (1.0 - progress) ** 3
 
 
+DEFAULT_EPOCHS_WITH_DATA = 3
+
+
 @register_method("magnitude")
 class MagnitudePruning(Method):
-    needs_data = False  # one-shot with --epochs 0 needs no data
-
     @dataclass(frozen=True)
     class Config:
-        epochs: int = 0
-        retrain_epochs: int = 0  # more fine-tuning epochs (same phase), so budgets compare with SLR/ADMM
-        schedule: str = "oneshot"  # oneshot | gradual
+        epochs: int | None = option(None, "Fine-tuning epochs with the masks fixed (gradual: epochs of pruning while training)",
+                                    default_text=f"{DEFAULT_EPOCHS_WITH_DATA} with training data, 0 without")
+        retrain_epochs: int = option(0, "More fine-tuning epochs (the same phase), so budgets compare with SLR/ADMM")
+        schedule: str = option("oneshot", "Prune once then fine-tune, or prune gradually (cubic ramp) while training",
+                               choices=("oneshot", "gradual"))
         optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
         prune_every: int = 0  # gradual: optimizer steps between mask updates (0 = 4 per epoch)
         ramp_fraction: float = 0.75  # gradual: share of the run over which sparsity ramps up
@@ -52,10 +55,17 @@ class MagnitudePruning(Method):
         def __post_init__(self):
             if self.schedule not in ("oneshot", "gradual"):
                 raise ConfigError(f"unknown schedule {self.schedule!r}; choose oneshot or gradual")
-            if self.schedule == "gradual" and self.epochs < 1:
+            if self.schedule == "gradual" and self.epochs is not None and self.epochs < 1:
                 raise ConfigError("--schedule gradual prunes while training: give --epochs 1 or more")
             if not 0 < self.ramp_fraction <= 1:
                 raise ConfigError(f"ramp fraction must be in (0, 1], got {self.ramp_fraction}")
+
+    def __init__(self, config, has_training_data: bool = True):
+        if config.epochs is None:  # one-shot without data; fine-tuning when there is data to tune on
+            config = replace(config, epochs=DEFAULT_EPOCHS_WITH_DATA if has_training_data else 0)
+        if config.schedule == "gradual" and config.epochs < 1:
+            raise ConfigError("--schedule gradual prunes while training: give --epochs 1 or more")
+        super().__init__(config, has_training_data)
 
     def requires_data(self) -> bool:
         return self.training_epochs > 0
@@ -64,9 +74,9 @@ class MagnitudePruning(Method):
     def training_epochs(self) -> int:
         return self.config.epochs + self.config.retrain_epochs
 
-    def run(self, ctx: PruneContext) -> MaskSet:
+    def run(self, ctx: PruneContext) -> MethodResult:
         if self.config.schedule == "gradual":
-            return self._gradual(ctx)
+            return MethodResult(self._gradual(ctx))
         session = ctx.session
 
         def prune_once():
@@ -74,10 +84,9 @@ class MagnitudePruning(Method):
             return {"masks": masks, "metrics": session.evaluate(ctx.module) if session.val_data is not None else None}
 
         pruned = session.once("prune", prune_once)
-        ctx.record["one_shot_metrics"] = pruned["metrics"]
         masks = MaskSet(pruned["masks"])
         session.train("finetune", self.training_epochs, self.config.optimizer, masks=masks)
-        return masks
+        return MethodResult(masks, MetricsAfterPruning("one-shot", pruned["metrics"], "after one-shot pruning, before fine-tuning"))
 
     def _gradual(self, ctx: PruneContext) -> MaskSet:
         if getattr(ctx.pattern, "name", "") != "unstructured":

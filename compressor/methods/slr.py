@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError
-from .base import PruneContext, register_method
+from .base import PruneContext, option, register_method
 from ..training.loop import samples_in
 from .lagrangian import LagrangianMethod, PenaltyHooks, current_weights, frobenius_sum, penalty, project
 
@@ -113,10 +113,10 @@ class ConditionSet:
 class SLRPruning(LagrangianMethod):
     @dataclass(frozen=True)
     class Config(LagrangianMethod.Config):
-        slr_M: float = 300.0
-        slr_r: float = 0.1
-        slr_s0: float = 0.01
-        condition_batches: int = 16
+        slr_M: float = option(300.0, "Step-size constant M > 1", flag="--slr-M")
+        slr_r: float = option(0.1, "Step-size exponent r in (0, 1)")
+        slr_s0: float = option(0.01, "Initial step size s0")
+        condition_batches: int = option(16, "Minibatches in the fixed set the surrogate conditions are measured on")
 
         def __post_init__(self):
             super().__post_init__()

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
 
-_OBJECTIVES: dict[str, Callable[..., "Objective"]] = {}
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric name means: its direction and unit. Reports format by the spec, never by
+    guessing from the name; bounds (OLMP's allowed drop) are read in the spec's unit."""
 
+    name: str
+    higher_is_better: bool
+    unit: str = ""  # "fraction": a share in [0, 1], shown as a percentage and bounded in points; "": a plain number
+    description: str = ""
 
-def register_objective(name: str):
-    def wrap(factory):
-        _OBJECTIVES[name] = factory
-        return factory
-
-    return wrap
-
-
-def get_objective(name: str, **options) -> "Objective":
-    if name not in _OBJECTIVES:
-        raise ConfigError(f"unknown objective {name!r}; known: {', '.join(sorted(_OBJECTIVES))}")
-    return _OBJECTIVES[name](**options)
+    def to_dict(self) -> dict:
+        return {"higher_is_better": self.higher_is_better, "unit": self.unit, "description": self.description}
 
 
 def as_tuple(outputs) -> tuple[torch.Tensor, ...]:
@@ -41,7 +37,19 @@ class Objective(ABC):
     kind: str = "task"
     needs_teacher: bool = False
     primary_metric: str = "loss"
-    higher_is_better: bool = False
+
+    def metric_specs(self) -> dict[str, MetricSpec]:
+        """The metrics `finalize` reports, by name; per-output variants ("relative_l2/boxes") share
+        the spec of the name before the slash."""
+        return {"loss": MetricSpec("loss", False)}
+
+    def spec(self, name: str) -> MetricSpec:
+        specs = self.metric_specs()
+        return specs.get(name) or specs.get(name.split("/", 1)[0]) or MetricSpec(name, False)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.spec(self.primary_metric).higher_is_better
 
     @abstractmethod
     def loss(self, outputs, labels: torch.Tensor | None, teacher_outputs=None) -> torch.Tensor: ...

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .base import Objective, as_tuple, register_objective
+from .base import MetricSpec, Objective, as_tuple
 
 
-@register_objective("classification")
 class ClassificationObjective(Objective):
     name = "classification"
     kind = "task"
     primary_metric = "accuracy"
-    higher_is_better = True
+
+    def metric_specs(self):
+        return {"accuracy": MetricSpec("accuracy", True, "fraction", "top-1 accuracy against the labels"),
+                "loss": MetricSpec("loss", False, "", "cross-entropy")}
 
     def loss(self, outputs, labels, teacher_outputs=None):
         return F.cross_entropy(as_tuple(outputs)[0], labels)

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import Objective, as_tuple, register_objective
+from .base import MetricSpec, Objective, as_tuple
 from .fidelity import OutputFidelity, OutputStats, float_pairs
 
 
@@ -22,7 +22,6 @@ def is_classifier_output(t: torch.Tensor) -> bool:
     return t.dim() == 2 and t.shape[1] >= 2
 
 
-@register_objective("distillation")
 class DistillationObjective(Objective):
     name = "distillation"
     kind = "fidelity"
@@ -33,7 +32,14 @@ class DistillationObjective(Objective):
         self.temperature = temperature
         self.output_names = list(output_names) if output_names else None  # metric keys; default output0, output1, …
         self.primary_metric = "top1_agreement" if classifier else "relative_l2"
-        self.higher_is_better = classifier
+
+    def metric_specs(self):
+        return {
+            "top1_agreement": MetricSpec("top1_agreement", True, "fraction", "share of samples whose top-1 class matches the dense model's"),
+            "relative_l2": MetricSpec("relative_l2", False, "", "||pruned - dense|| / ||dense|| over the float outputs"),
+            "cosine": MetricSpec("cosine", True, "", "cosine similarity to the dense model's outputs"),
+            "worst_channel_relative_l2": MetricSpec("worst_channel_relative_l2", False, "", "relative L2 of the output's worst channel group"),
+        }
 
     def _name(self, index: int) -> str:
         if self.output_names and index < len(self.output_names):

@@ -5,52 +5,72 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-# Fractions under these names read best as percentages (0.982 -> 98.20%).
-PERCENT_METRIC_WORDS = ("accuracy", "agreement")
-# Which metric the summaries lead with, by the first word of this list a name contains.
-MAIN_METRIC_PREFERENCE = ("accuracy", "agreement", "f1", "map", "cosine", "relative_l2", "loss")
+from ..objectives import ClassificationObjective, DistillationObjective
+
+
+def _builtin_fractions() -> frozenset[str]:
+    specs = {**ClassificationObjective().metric_specs(), **DistillationObjective(classifier=True).metric_specs()}
+    return frozenset(name for name, spec in specs.items() if spec.unit == "fraction")
+
+
+# Reports written before metric specs were recorded: the built-in objectives' specs apply.
+BUILTIN_FRACTIONS = _builtin_fractions()
 
 
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def is_percent_metric(name: str, value) -> bool:
-    return is_number(value) and 0.0 <= value <= 1.0 and any(w in name.lower() for w in PERCENT_METRIC_WORDS)
+def fraction_metrics(report: Mapping | None) -> frozenset[str]:
+    """Names of the metrics the task declared as fractions (shown as percentages): from the
+    report's metric specs (report["metrics"]["specs"])."""
+    specs = ((report or {}).get("metrics") or {}).get("specs")
+    if not isinstance(specs, Mapping):
+        return BUILTIN_FRACTIONS
+    return frozenset(name for name, spec in specs.items() if isinstance(spec, Mapping) and spec.get("unit") == "fraction")
+
+
+def is_percent_metric(name: str, value, fractions: frozenset[str] = BUILTIN_FRACTIONS) -> bool:
+    """A fraction metric: declared so, per output ("accuracy/logits"), or a trace column derived
+    from one ("val_accuracy", "hard_prune_top1_agreement")."""
+    if not (is_number(value) and 0.0 <= value <= 1.0):
+        return False
+    base = name.split("/", 1)[0]
+    return base in fractions or any(base.endswith("_" + f) for f in fractions)
 
 
 def percent(value, digits: int = 1) -> str:
     return "—" if not is_number(value) else f"{100.0 * value:.{digits}f}%"
 
 
-def metric_value(name: str, value) -> str:
+def metric_value(name: str, value, fractions: frozenset[str] = BUILTIN_FRACTIONS) -> str:
     if not is_number(value):
         return "—"
-    if is_percent_metric(name, value):
+    if is_percent_metric(name, value, fractions):
         return percent(value, 2)
     return _general(value)
 
 
-def metric_delta(name: str, dense, compressed) -> str:
+def metric_delta(name: str, dense, compressed, fractions: frozenset[str] = BUILTIN_FRACTIONS) -> str:
     """Compressed minus dense: percentage points for percentage metrics, else a signed number."""
     if not (is_number(dense) and is_number(compressed)):
         return ""
-    if is_percent_metric(name, dense) and is_percent_metric(name, compressed):
+    if is_percent_metric(name, dense, fractions) and is_percent_metric(name, compressed, fractions):
         return f"{100.0 * (compressed - dense):+.2f} pp"
     return _general(compressed - dense, signed=True)
 
 
 def main_metric(metrics: Mapping | None) -> str | None:
-    """The metric the summaries lead with: present and numeric in both dense and compressed."""
+    """The metric the summaries lead with: the task's primary metric when the report names it,
+    else the first fraction metric, else the first one present in both dense and compressed."""
     if not metrics:
         return None
     dense, compressed = metrics.get("dense") or {}, metrics.get("compressed") or {}
     shared = [k for k, v in dense.items() if is_number(v) and is_number(compressed.get(k))]
-    for word in MAIN_METRIC_PREFERENCE:
-        for name in shared:
-            if word in name.lower():
-                return name
-    return shared[0] if shared else None
+    if metrics.get("primary") in shared:
+        return metrics["primary"]
+    fractions = fraction_metrics({"metrics": metrics})
+    return next((k for k in shared if k in fractions), shared[0] if shared else None)
 
 
 def shared_metric_names(metrics: Mapping | None) -> list[str]:
@@ -110,3 +130,12 @@ def seconds(value) -> str:
 def _general(value, signed: bool = False) -> str:
     """Four significant digits (0.05, 0.1234, 1.2e-05, 2.345e+04)."""
     return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+def fixed(value, spec: str) -> str:
+    return format(value, spec) if is_number(value) else "—"
+
+
+def cell(text) -> str:
+    """Markdown-table-safe: a pipe would end the cell, a newline the row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

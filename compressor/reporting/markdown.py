@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compressor.reporting import formatting as fmt
 from compressor.reporting.files import write_text_atomic
-from compressor.reporting.plots import SEARCH_PLOT, SPARSITY_PLOT, TRACE_PLOT, is_left_dense, trace_keys, write_plots
+from compressor.reporting.plots import SPARSITY_PLOT, TRACE_PLOT, is_left_dense, trace_keys, write_plots
 
 REPORT_MD = "report.md"
 MAX_TRACE_ROWS = 50  # longer traces are shown as the plot only
@@ -35,7 +35,7 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _per_output(report),
         _protection(report.get("protection") or {}),
         _layers(report, SPARSITY_PLOT in plots),
-        _search(report.get("olmp") or {}, SEARCH_PLOT in plots),
+        *_method_sections(report),
         _trace(report, TRACE_PLOT in plots),
         _data_and_training(report),
         _notes(report),
@@ -107,7 +107,7 @@ def _summary(report: Mapping) -> str:
         return ""
 
     lines = ["## Summary", "", "| | dense | compressed | change |", "|---|---:|---:|---:|"]
-    lines += [f"| {_cell(a)} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines += [f"| {fmt.cell(a)} | {b} | {c} | {d} |" for a, b, c, d in rows]
     below = []
     if metrics.get("split") or metrics.get("kind"):
         kind = {"task": "task metrics against labels", "fidelity": "fidelity to the dense model"}.get(
@@ -165,8 +165,8 @@ def _per_output(report: Mapping) -> str:
     lines = ["## Fidelity per output", "", "Against the dense model, on the evaluation samples.", "",
              "| output | relative L2 | cosine | worst channel rel. L2 |", "|---|---:|---:|---:|"]
     for name in outputs:
-        lines.append(f"| `{_cell(name)}` | {_fixed(compressed.get('relative_l2/' + name), '.4f')} | "
-                     f"{_fixed(compressed.get('cosine/' + name), '.4f')} | {_fixed(compressed.get('worst_channel_relative_l2/' + name), '.4f')} |")
+        lines.append(f"| `{fmt.cell(name)}` | {fmt.fixed(compressed.get('relative_l2/' + name), '.4f')} | "
+                     f"{fmt.fixed(compressed.get('cosine/' + name), '.4f')} | {fmt.fixed(compressed.get('worst_channel_relative_l2/' + name), '.4f')} |")
     return "\n".join(lines)
 
 
@@ -182,7 +182,7 @@ def _protection(protection: Mapping) -> str:
     if sensitivity:
         flagged = sensitivity.get("flagged") or []
         lines.append(f"- Sensitivity pass: {len(sensitivity.get('layers') or [])} layers pruned one at a time on "
-                     f"{sensitivity.get('samples')} samples in {_fixed(sensitivity.get('seconds'), '.1f')} s; {len(flagged)} break an output "
+                     f"{sensitivity.get('samples')} samples in {fmt.fixed(sensitivity.get('seconds'), '.1f')} s; {len(flagged)} break an output "
                      f"channel group alone (relative L2 above {sensitivity.get('max_relative_l2')})"
                      + (" and stay dense" if protection.get("enforced") else " (reported only: training follows)"))
     if protection.get("budget"):
@@ -204,44 +204,16 @@ def _layers(report: Mapping, has_plot: bool) -> str:
         shape = "×".join(str(d) for d in layer.get("shape") or []) or "—"
         target = "dense" if is_left_dense(layer) else fmt.percent(layer["target"])
         lines.append(
-            f"| {i} | `{_cell(layer.get('name', '?'))}` | {_cell(layer.get('op', ''))} | {shape} | {fmt.count(layer.get('params'))} "
-            f"| {target} | {fmt.percent(layer.get('sparsity'), 2)} | {_cell(layer.get('note') or '')} |"
+            f"| {i} | `{fmt.cell(layer.get('name', '?'))}` | {fmt.cell(layer.get('op', ''))} | {shape} | {fmt.count(layer.get('params'))} "
+            f"| {target} | {fmt.percent(layer.get('sparsity'), 2)} | {fmt.cell(layer.get('note') or '')} |"
         )
     return "\n".join(lines)
 
 
-def _search(search: Mapping, has_plot: bool) -> str:
-    """OLMP: the constraint, the per-layer result and one row per search call."""
-    layers = search.get("layers") or []
-    if not layers:
-        return ""
-    constraint = search.get("constraint") or {}
-    lines = ["## Threshold search (OLMP)", "",
-             f"Objective: fewest remaining {'multiply-adds' if search.get('objective') == 'flops' else 'weights and biases'} "
-             f"subject to {_cell(constraint.get('rule', '?'))} on {_cell(constraint.get('data', '?'))}, relative to "
-             f"{'the dense model' if constraint.get('baseline') == 'dense' else 'the net just before each search call'}.", ""]
-    if has_plot:
-        lines += [f"![Threshold search]({SEARCH_PLOT})", ""]
-    lines += ["| layer | weight + bias | kept | kept % | c-rate | threshold | MACs | MACs left |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for layer in layers:
-        lines.append(f"| `{_cell(layer.get('name', '?'))}` | {fmt.count(layer.get('params'))} | {fmt.count(layer.get('kept'))} "
-                     f"| {fmt.percent(layer.get('kept_fraction'), 2)} | {_fixed(layer.get('c_rate'), '.3f')} | {_fixed(layer.get('threshold'), '.4g')} "
-                     f"| {fmt.count(layer.get('macs'))} | {fmt.count(layer.get('remaining_macs'))} |")
-    lines.append(f"| total | {fmt.count(search.get('params'))} | {fmt.count(search.get('kept'))} "
-                 f"| {fmt.percent(search.get('kept_fraction'), 2)} | | | {fmt.count(search.get('macs'))} "
-                 f"| {fmt.count(search.get('remaining_macs'))} |")
-    calls, metric = search.get("searches") or [], str(constraint.get("metric", ""))
-    if calls:
-        lines += ["", "| call | step | layers searched | cost before | cost after | metric before | metric after | feasible | evaluations | replaced | time |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
-        for call in calls:
-            lines.append(
-                f"| {call.get('call')} | {call.get('step')} | {len(call.get('selected') or [])} | {fmt.percent(call.get('cost_before'), 2)} "
-                f"| {fmt.percent(call.get('cost_after'), 2)} | {fmt.metric_value(metric, call.get('metric_before'))} "
-                f"| {fmt.metric_value(metric, call.get('metric_after'))} | {'yes' if call.get('feasible') else 'no'} "
-                f"| {call.get('evaluations')} | {call.get('replacements')} | {_fixed(call.get('seconds'), '.1f')} s |")
-    return "\n".join(lines)
+def _method_sections(report: Mapping) -> list[str]:
+    """The method's own sections (OLMP's threshold search), already rendered by the method."""
+    return [f"## {s['title']}\n\n{s['markdown']}".rstrip() for s in report.get("sections") or []
+            if isinstance(s, Mapping) and s.get("title")]
 
 
 def _trace(report: Mapping, has_plot: bool) -> str:
@@ -255,9 +227,9 @@ def _trace(report: Mapping, has_plot: bool) -> str:
     if keys and len(trace) <= MAX_TRACE_ROWS:
         phases = any("phase" in r for r in trace)
         head = (["phase"] if phases else []) + ["epoch"] + keys
-        lines += ["| " + " | ".join(_cell(k) for k in head) + " |", "|" + ("---|" if phases else "") + "---:|" * (len(keys) + 1)]
+        lines += ["| " + " | ".join(fmt.cell(k) for k in head) + " |", "|" + ("---|" if phases else "") + "---:|" * (len(keys) + 1)]
         for i, record in enumerate(trace, 1):
-            cells = ([_cell(record.get("phase", ""))] if phases else []) + [str(record.get("epoch", i))]
+            cells = ([fmt.cell(record.get("phase", ""))] if phases else []) + [str(record.get("epoch", i))]
             cells += [fmt.metric_value(k, record.get(k)) for k in keys]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines).rstrip()
@@ -289,7 +261,7 @@ def _timings(report: Mapping) -> str:
     if not timings:
         return ""
     lines = ["## Timings", "", "| stage | time |", "|---|---:|"]
-    lines += [f"| {_cell(k.removesuffix('_s'))} | {fmt.seconds(v)} |" for k, v in timings.items()]
+    lines += [f"| {fmt.cell(k.removesuffix('_s'))} | {fmt.seconds(v)} |" for k, v in timings.items()]
     return "\n".join(lines)
 
 
@@ -332,18 +304,9 @@ def _not_smaller_on_disk(report: Mapping) -> bool:
     return ratio > 1.05 and c >= d * (1 - SAME_SIZE_TOLERANCE)
 
 
-def _fixed(value, spec: str) -> str:
-    return format(value, spec) if fmt.is_number(value) else "—"
-
-
 def _plain(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_plain(v) for v in value) + "]"
     return str(value)
-
-
-def _cell(text) -> str:
-    """Table-safe: a pipe would end the cell, a newline the row."""
-    return str(text).replace("|", "\\|").replace("\n", " ")

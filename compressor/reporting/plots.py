@@ -16,7 +16,6 @@ from compressor.reporting.formatting import is_number, is_percent_metric, percen
 
 SPARSITY_PLOT = "sparsity.png"
 TRACE_PLOT = "trace.png"
-SEARCH_PLOT = "search.png"
 
 PRUNED_COLOR = "#3b75af"
 DENSE_COLOR = "#9e9e9e"
@@ -40,9 +39,6 @@ def write_plots(report: Mapping, out_dir: Path) -> list[Path]:
     figure = trace_figure(report.get("trace") or [])
     if figure is not None:
         written.append(_save(figure, Path(out_dir) / TRACE_PLOT))
-    figure = search_figure(report.get("olmp") or {})
-    if figure is not None:
-        written.append(_save(figure, Path(out_dir) / SEARCH_PLOT))
     return written
 
 
@@ -82,7 +78,7 @@ def sparsity_figure(report: Mapping):
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     if n <= MAX_NAMED_TICKS:
-        ax.set_xticks(range(n), [f"{i + 1} {_shorten(str(layer.get('name', '')))}" for i, layer in enumerate(layers)],
+        ax.set_xticks(range(n), [f"{i + 1} {shorten(str(layer.get('name', '')))}" for i, layer in enumerate(layers)],
                       rotation=90, fontsize=7)
     else:
         step = math.ceil(n / 40)
@@ -141,35 +137,6 @@ def trace_figure(trace: Sequence[Mapping]):
     return figure
 
 
-def search_figure(search: Mapping):
-    """OLMP's per-layer kept fraction (log scale) and c-rate after each search call, against the
-    training step of the call. None without search calls."""
-    from matplotlib.figure import Figure
-
-    calls = [c for c in search.get("searches") or [] if isinstance(c, Mapping)]
-    layers = [str(layer.get("name", "")) for layer in search.get("layers") or []]
-    if not calls or not layers:
-        return None
-    steps = [c.get("step", i) for i, c in enumerate(calls)]
-    figure = Figure(figsize=(10.0, 3.8), layout="constrained")
-    kept_ax, rate_ax = figure.subplots(1, 2)
-    for i, name in enumerate(layers):
-        kept = [100.0 * c["kept_fractions"][i] for c in calls]
-        rates = [c["c_after"][i] for c in calls]
-        kept_ax.plot(steps, kept, marker="o", markersize=3, label=_shorten(name))
-        rate_ax.plot(steps, rates, marker="o", markersize=3, label=_shorten(name))
-    kept_ax.set_yscale("log")
-    kept_ax.set_ylabel("kept (% of weight + bias)")
-    rate_ax.set_ylabel("c-rate (threshold = mean + c * std of |w|)")
-    for ax in (kept_ax, rate_ax):
-        ax.set_xlabel("training step of the search call")
-        ax.grid(alpha=0.3, which="both")
-        ax.tick_params(labelsize=7)
-    rate_ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    figure.suptitle(f"OLMP threshold search ({search.get('objective', 'params')} objective)", fontsize=10)
-    return figure
-
-
 def _sparsity_title(report: Mapping) -> str:
     parts = [str(report[k]) for k in ("method", "pattern") if report.get(k)]
     if report.get("scope"):
@@ -183,11 +150,16 @@ def _sparsity_title(report: Mapping) -> str:
     return title
 
 
-def _shorten(name: str) -> str:
+def shorten(name: str) -> str:
     if len(name) <= TICK_NAME_CHARS:
         return name
     head = 8  # keep both ends: exporters put the distinguishing part anywhere
     return name[:head] + "…" + name[-(TICK_NAME_CHARS - head - 1):]
+
+
+def save_figure(figure, path: Path) -> Path | None:
+    """Save a Figure as PNG atomically; None (nothing written) when there is no figure."""
+    return None if figure is None else _save(figure, path)
 
 
 def _save(figure, path: Path) -> Path:

@@ -25,6 +25,7 @@ class Constraint:
     metric: str
     higher_is_better: bool
     bound: float  # in the metric's units (a fraction for accuracy)
+    in_points: bool = False  # a fraction metric: the bound is read and written in percentage points
 
     def feasible(self, value: float, baseline: float) -> bool:
         slack = 1e-9  # a candidate exactly on the bound is feasible despite float rounding
@@ -35,7 +36,7 @@ class Constraint:
     def describe(self, baseline: float | None = None) -> str:
         """The rule in words; with a fixed `baseline` (the dense model's value) as a threshold."""
         name = self.metric.replace("_", " ")
-        if self.metric in ("accuracy", "top1_agreement"):
+        if self.in_points:
             drop = f"{100 * self.bound:g} points"
             if baseline is None:
                 return f"{name} drops by at most {drop}"
@@ -101,11 +102,13 @@ class ConstraintSet:
 
 
 def constraint_for(objective, max_accuracy_drop: float, max_output_error: float) -> Constraint:
-    """The bound in the objective's units: points of accuracy/agreement, or relative L2 error."""
-    if objective.primary_metric in ("accuracy", "top1_agreement"):
+    """The bound in the primary metric's unit: points of a fraction metric (accuracy, agreement),
+    else the metric's own unit (relative L2 error)."""
+    spec = objective.spec(objective.primary_metric)
+    if spec.unit == "fraction":
         if not 0 <= max_accuracy_drop <= 100:
             raise ConfigError(f"--max-accuracy-drop is in points and must lie in [0, 100], got {max_accuracy_drop}")
-        return Constraint(objective.primary_metric, True, max_accuracy_drop / 100.0)
+        return Constraint(spec.name, spec.higher_is_better, max_accuracy_drop / 100.0, in_points=True)
     if not max_output_error >= 0:
         raise ConfigError(f"--max-output-error must be 0 or more, got {max_output_error}")
-    return Constraint(objective.primary_metric, objective.higher_is_better, max_output_error)
+    return Constraint(spec.name, spec.higher_is_better, max_output_error)

@@ -25,8 +25,9 @@ import torch
 from ...errors import ConfigError
 from ...layer_costs import layer_costs, require_macs
 from ...training import MaskSet, OptimizerConfig, TrainingHooks
-from ..base import Method, PruneContext, register_method
+from ..base import Method, MethodResult, PruneContext, ReportSection, option, register_method
 from .constraint import ConstraintSet, constraint_for
+from .report import SEARCH_PLOT, search_figure, search_markdown
 from .search import Layer, SurgeryState, ThresholdSearch
 
 OBJECTIVES = ("params", "flops")
@@ -39,24 +40,26 @@ class OLMP(Method):
 
     @dataclass(frozen=True)
     class Config:
-        epochs: int = 8  # pruning-and-adjusting phase
-        retrain_epochs: int = 3  # frozen masks (the reference splits its iterations half and half)
-        max_accuracy_drop: float = 0.5  # points of accuracy (or of top-1 agreement without labels)
-        max_output_error: float = 0.05  # relative L2 bound for label-free non-classifiers
-        objective: str = "params"  # params | flops: what the kept fraction counts
-        constraint_data: str = "val"  # val | train: where the fixed constraint samples come from
-        constraint_samples: int = 1024
-        constraint_baseline: str = "current"  # current: the net just before each call (the paper); dense: the dense model
-        search_calls: int = 10  # including the one before training
-        search_budget: int = 400  # objective evaluations per call (the reference: 1,600)
-        ncs_sigma: float = 1.0  # NCS step size on the c-rates (the reference: 5, later 0.5)
+        epochs: int = option(3, "Pruning-and-adjusting epochs (mask refreshes and search calls while training)")
+        retrain_epochs: int = option(3, "Retraining epochs with the final masks frozen")
+        max_accuracy_drop: float = option(0.5, "Allowed loss of accuracy (or of top-1 agreement without labels), in points")
+        max_output_error: float = option(0.05, "Label-free non-classifiers: allowed relative L2 error")
+        objective: str = option("params", "Minimise remaining weights or remaining multiply-adds", choices=OBJECTIVES)
+        constraint_data: str = option("val", "Measure the bound on fixed samples of the validation split or of the training data",
+                                      choices=("val", "train"))
+        constraint_samples: int = option(1024, "How many fixed samples the bound is measured on")
+        constraint_baseline: str = option("current", "Bound relative to the net before each search call (the paper) or to the dense model",
+                                          choices=("current", "dense"))
+        search_calls: int = option(10, "NCS calls over the pruning phase, including the one before training")
+        search_budget: int = option(400, "Objective evaluations per NCS call (the reference: 1,600)")
+        ncs_sigma: float = option(1.0, "NCS step size on the c-rates (a tenth in the last third; the reference: 5)")
+        # tuning constants of the search, reachable through --method-option KEY=VALUE
         population: int = 10
         c_max: float = 10.0
         initial_c: float = 0.001
         selection_decay_fc: float = 3.0
         selection_decay_conv: float = 0.3
         optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-        schedule: str = "oneshot"  # accepted for a uniform CLI; OLMP has its own schedule
 
         def __post_init__(self):
             if self.epochs < 1:
@@ -72,10 +75,8 @@ class OLMP(Method):
                                   f"({self.population}); got {self.search_calls} and {self.search_budget}")
             if not (self.ncs_sigma > 0 and self.c_max > 0 and 0 <= self.initial_c <= self.c_max):
                 raise ConfigError("NCS sigma and c_max must be positive, and the initial c-rate in [0, c_max]")
-            if self.schedule != "oneshot":
-                raise ConfigError("--schedule gradual is for --method magnitude")
 
-    def run(self, ctx: PruneContext) -> MaskSet:
+    def run(self, ctx: PruneContext) -> MethodResult:
         if getattr(ctx.pattern, "name", "") != "unstructured":
             raise ConfigError("olmp finds magnitude thresholds: use --pattern unstructured")
         cfg, session = self.config, ctx.session
@@ -103,9 +104,11 @@ class OLMP(Method):
         state = hooks.state
         masks = MaskSet(state.masks)  # the module already holds theta * mask (or, on resume, retrained weights)
         session.train("retrain", cfg.retrain_epochs, cfg.optimizer, masks=masks)
-        ctx.record["olmp"] = self._summary(ctx, search, state, constraint_set, layers, costs)
-        ctx.notes.extend(self._notes(search))
-        return masks
+        summary = self._summary(ctx, search, state, constraint_set, layers, costs)
+        section = ReportSection("olmp", "Threshold search (OLMP)", summary,
+                                markdown=lambda figures: search_markdown(summary, SEARCH_PLOT in figures),
+                                figures={SEARCH_PLOT: lambda: search_figure(summary)})
+        return MethodResult(masks, sections=[section], notes=self._notes(search))
 
     def _notes(self, search: ThresholdSearch) -> list[str]:
         cfg = self.config
@@ -160,7 +163,7 @@ class OLMP(Method):
         return {
             "objective": self.config.objective,
             "constraint": {
-                "metric": search.constraint.metric, "bound": search.constraint.bound,
+                "metric": search.constraint.metric, "bound": search.constraint.bound, "in_points": search.constraint.in_points,
                 "baseline": self.config.constraint_baseline, "dense_value": baseline,
                 "rule": search.constraint.describe(baseline if self.config.constraint_baseline == "dense" else None),
                 "data": constraint_set.description,

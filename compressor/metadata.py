@@ -1,0 +1,3 @@
+"""The prefix of the metadata_props this tool writes into ONNX files and reads back."""
+
+METADATA_PREFIX = "onnx_compressor."

@@ -1,0 +1,151 @@
+"""The options of a run, grouped by the stage that reads them, and the method's own options.
+
+The Python API and the command line pass flat keywords (`sparsity=0.9, lr=1e-3, rho=0.1`); each
+common keyword belongs to exactly one group, and every other keyword is the method's, checked
+against the method's Config (methods/base.py), which owns its defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..sensitivity import DEFAULT_MAX_RELATIVE_L2
+
+
+@dataclass
+class SourceOptions:
+    """Where the samples come from and what they mean (the data stage)."""
+
+    data: str | None = None  # None: the model's metadata names it, else data-free
+    val_data: str | None = None  # separate validation data; otherwise --val-fraction of --data
+    preprocess: str | None = None
+    val_fraction: float = 0.2
+    limit: int | None = None
+    input_shapes: dict[str, list[int]] | None = None
+    random_samples: int = 64  # data-free runs measure fidelity on this many random inputs
+    task: str = "auto"  # a registered task; auto: classification with labels, distillation without
+
+
+@dataclass
+class PlanOptions:
+    """Which weights are pruned, to what sparsity, in which pattern (the plan stage)."""
+
+    sparsity: float | None = None  # None: 0.5, or none at all for methods that find their own (olmp)
+    pattern: str = "unstructured"
+    scope: str = "layer"  # layer | global (patterns with global_scope)
+    exclude: tuple[str, ...] = ()
+    overrides: dict[str, float] = field(default_factory=dict)
+    keep_ends_dense: bool | None = None
+    keep_fixed: bool = True  # weights that are not learned (constant, arange, integer kernels) stay dense
+    sensitivity: str = "auto"  # on: keep dense the layers that break an output alone; auto: on when nothing trains after pruning; off
+    sensitivity_threshold: float = DEFAULT_MAX_RELATIVE_L2
+    sensitivity_samples: int = 8
+    error_budget: float | None = None  # None: 0.1 when nothing trains afterwards, else off
+
+
+@dataclass
+class TrainingOptions:
+    """The optimiser every training method uses, the batch and the seed."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    batch_size: int = 64
+    seed: int = 0
+
+
+@dataclass
+class OutputOptions:
+    """What is written where (the export and report stages)."""
+
+    output: Path | None = None  # folder; default compressed/<model>-<method>/
+    resume: bool = False
+    sparse_initializers: bool = False
+    dynamic_batch: bool = False  # declare the exported file's batch symbolic (the model must generalise)
+
+
+@dataclass
+class MeasureOptions:
+    runtime: str = "onnxruntime-cpu"  # a registered runtime (compressor/runtimes)
+    latency_runs: int = 30
+
+
+GROUPS = {"source": SourceOptions, "plan": PlanOptions, "training": TrainingOptions, "output": OutputOptions,
+          "measure": MeasureOptions}
+NOT_FINGERPRINTED = {"output", "resume", "progress", "latency_runs", "runtime", "sparse_initializers", "dynamic_batch"}
+# options added after checkpoints existed: at these values they are left out, so older checkpoints stay resumable
+FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_threshold": DEFAULT_MAX_RELATIVE_L2,
+                        "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto"}
+
+
+@dataclass
+class CompressOptions:
+    method: str = "magnitude"
+    method_options: dict = field(default_factory=dict)  # the method's Config fields; absent: its defaults
+    source: SourceOptions = field(default_factory=SourceOptions)
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    training: TrainingOptions = field(default_factory=TrainingOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+    measure: MeasureOptions = field(default_factory=MeasureOptions)
+    progress: bool = True
+
+    @classmethod
+    def from_keywords(cls, method: str = "magnitude", progress: bool = True, method_options: dict | None = None,
+                      **keywords) -> "CompressOptions":
+        """Flat keywords (as `compress()` and the CLI pass them) sorted into their groups; the
+        rest, unless None (not given), are the method's options."""
+        groups = {}
+        for group, kind in GROUPS.items():
+            names = {f.name for f in fields(kind)}
+            groups[group] = kind(**{k: keywords.pop(k) for k in list(keywords) if k in names})
+        extra = {k: v for k, v in keywords.items() if v is not None}
+        options = cls(method=method, method_options={**extra, **(method_options or {})}, progress=progress, **groups)
+        options.check()
+        return options
+
+    def flat(self) -> dict:
+        """Every option by its keyword, groups flattened, the method's options included."""
+        values = {"method": self.method}
+        for group in GROUPS:
+            values.update(asdict(getattr(self, group)))
+        values.update(self.method_options)
+        return values
+
+    def fingerprint(self, model_sha: str) -> dict:
+        """The options a checkpoint must agree with to be resumed."""
+        keep = {k: v for k, v in self.flat().items() if k not in NOT_FINGERPRINTED}
+        for key, default in FINGERPRINT_DEFAULTS.items():
+            if keep.get(key) == default:
+                del keep[key]
+        return {"model_sha256": model_sha, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in keep.items()}}
+
+    def check(self) -> None:
+        """Reject contradictory or out-of-range common options in one line (methods check their own)."""
+        plan, source, training = self.plan, self.source, self.training
+        if plan.sparsity is not None and not 0.0 <= plan.sparsity < 1.0:
+            raise ConfigError(f"--sparsity must be in [0, 1), got {plan.sparsity}")
+        if not 0.0 < source.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be in (0, 1), got {source.val_fraction}")
+        if training.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {training.batch_size}")
+        epochs = self.method_options.get("epochs")
+        if isinstance(epochs, int) and epochs < 0:
+            raise ConfigError(f"--epochs must be 0 or more, got {epochs}")
+        if plan.sensitivity not in ("auto", "on", "off"):
+            raise ConfigError(f"--sensitivity must be auto, on or off, got {plan.sensitivity!r}")
+        if not plan.sensitivity_threshold > 0:
+            raise ConfigError(f"--sensitivity-threshold must be positive, got {plan.sensitivity_threshold}")
+        if source.random_samples < 1:
+            raise ConfigError(f"--random-samples must be at least 1, got {source.random_samples}")
+        if plan.sensitivity_samples < 1:
+            raise ConfigError(f"--sensitivity-samples must be at least 1, got {plan.sensitivity_samples}")
+        if plan.error_budget is not None and plan.error_budget < 0:
+            raise ConfigError(f"--error-budget must be 0 (off) or more, got {plan.error_budget}")
+        if plan.scope not in ("layer", "global"):
+            raise ConfigError(f"--scope must be layer or global, got {plan.scope!r}")
+        if self.measure.latency_runs < 1:
+            raise ConfigError(f"--latency-runs must be at least 1, got {self.measure.latency_runs}")

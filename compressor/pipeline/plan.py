@@ -1,0 +1,83 @@
+"""Stage `plan`: which weights are pruned, to what sparsity, and which must not be pruned.
+
+1. weights that are not learned (constant, arange-like, exact integer kernels) stay dense;
+2. the sensitivity pass prunes each planned layer alone on calibration samples and keeps dense
+   those whose pruning alone breaks an output channel group;
+3. when nothing trains afterwards (one-shot), the layers that add most to the predicted joint
+   error are kept dense until it fits the error budget.
+A one-shot prune cannot recover what it breaks; training after pruning recovers most of a
+layer's solo damage, so by default ("auto") a run that trains only reports the pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ..data import stack_inputs
+from ..errors import ConfigError
+from ..sensitivity import layer_sensitivity
+from ..sparsity import parse_pattern, plan_layers
+from ..sparsity.fixed_weights import find_fixed_weights
+from .state import Planned, RunState
+from .stages import register_stage
+
+DEFAULT_SPARSITY = 0.5
+ONE_SHOT_ERROR_BUDGET = 0.1  # joint relative error the protected layers keep a one-shot prune within
+
+
+@register_stage("plan")
+def plan(state: RunState) -> Planned:
+    return state.timed("plan_s", lambda: _plan(state))
+
+
+def _plan(state: RunState) -> Planned:
+    opts, loaded, prepared = state.options.plan, state.loaded, state.prepared
+    module, method = loaded.module, loaded.method
+    pattern = parse_pattern(opts.pattern)
+    keep_ends = opts.keep_ends_dense
+    if method.finds_own_sparsity:
+        if opts.sparsity is not None or opts.overrides:
+            raise ConfigError(f"method {method.name!r} finds every layer's sparsity itself: drop --sparsity/--override")
+        keep_ends = False if keep_ends is None else keep_ends  # the paper prunes every layer
+    target = opts.sparsity if opts.sparsity is not None else DEFAULT_SPARSITY
+
+    def make_plan(keep_dense):
+        return plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
+                           overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope, keep_dense=keep_dense)
+
+    fixed = find_fixed_weights(module) if opts.keep_fixed else {}
+    layer_plan = make_plan(fixed)
+    trains = method.requires_data()
+    enforce = opts.sensitivity == "on" or (opts.sensitivity == "auto" and not trains)
+    budget = opts.error_budget if opts.error_budget is not None else (None if trains else ONE_SHOT_ERROR_BUDGET)
+    protection = {"fixed": fixed, "sensitivity": None, "enforced": enforce, "budget": None, "budget_kept": {}}
+    searched = None if method.finds_own_sparsity else target
+    if opts.sensitivity == "off" or method.finds_own_sparsity or not layer_plan.targets:
+        state.notes.extend(layer_plan.notes)
+        return Planned(layer_plan, pattern, searched, protection)
+
+    # calibration: validation samples, then training samples (a one-shot run has no other use for them)
+    pool = [prepared.val_data] + ([prepared.train_data] if prepared.train_data is not None else [])
+    count = min(opts.sensitivity_samples, sum(len(d) for d in pool))
+    samples = list(itertools.islice((d[i][0] for d in pool for i in range(len(d))), count))
+    size = loaded.batch_size
+    batches = [stack_inputs(samples[k:k + size]) for k in range(0, len(samples), size)]
+    result = layer_sensitivity(module, layer_plan, pattern, batches, max_relative_l2=opts.sensitivity_threshold,
+                               output_names=module.output_names)
+    if not enforce:
+        protection.update(sensitivity=result.to_dict())
+        if result.keep_dense():
+            state.notes.append(f"Sensitivity (reported only, training follows): {len(result.keep_dense())} layer(s) break an "
+                               "output when pruned alone before training; --sensitivity on keeps them dense.")
+        state.notes.extend(layer_plan.notes)
+        return Planned(layer_plan, pattern, searched, protection)
+    kept = dict(result.keep_dense())
+    budget_kept = result.within_budget(budget) if budget else {}
+    protection.update(sensitivity=result.to_dict(), budget=budget, budget_kept=budget_kept)
+    if kept or budget_kept:
+        layer_plan = make_plan({**fixed, **kept, **budget_kept})
+        state.log(f"sensitivity: {len(kept)} layer(s) break an output when pruned alone"
+                  + (f", {len(budget_kept)} more kept dense for the error budget {budget:g}" if budget_kept else "")
+                  + f" ({result.seconds:.1f} s)")
+    state.notes.extend(layer_plan.notes)
+    return Planned(layer_plan, pattern, searched, protection)

@@ -1,0 +1,35 @@
+"""Stage `prune`: the method runs in a resumable session and returns its typed result."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..files import sha256_file
+from ..methods import PruneContext
+from ..training import Checkpoint, Session, TrainConfig
+from .state import Pruned, RunState
+from .stages import register_stage
+
+
+@register_stage("prune")
+def prune(state: RunState) -> Pruned:
+    opts, loaded, prepared, planned = state.options, state.loaded, state.prepared, state.planned
+    state.out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = Checkpoint(state.checkpoint_path, opts.fingerprint(sha256_file(state.path)))
+    if checkpoint.exists() and not opts.output.resume:
+        state.log(f"note: {checkpoint.path} exists from an interrupted run; starting over (pass --resume to continue it)")
+    own_batch = loaded.batch_size != opts.training.batch_size
+    session = Session(loaded.module, prepared.objective, prepared.train_data, prepared.val_data, teacher=loaded.dense,
+                      config=TrainConfig(batch_size=loaded.batch_size, seed=opts.training.seed,
+                                         eval_batch_size=loaded.batch_size if own_batch else None),
+                      checkpoint=checkpoint, resume=opts.output.resume, progress=opts.progress, log=state.log)
+    dense_metrics = state.timed("evaluate_s", lambda: session.evaluate(loaded.dense))
+    ctx = PruneContext(module=loaded.module, plan=planned.plan, pattern=planned.pattern, session=session, log=state.log,
+                       input_shape=loaded.inputs[0][1])
+    result = state.timed("method_s", lambda: loaded.method.run(ctx))
+    result.masks.apply(loaded.module)
+    plan = planned.plan
+    if loaded.method.finds_own_sparsity:  # the searched per-layer sparsity is what the report calls the target
+        plan = replace(plan, targets={n: 1.0 - float(result.masks.masks[n].float().mean()) for n in plan.targets})
+    state.notes.extend(result.notes)
+    return Pruned(result, plan, dense_metrics, session)
