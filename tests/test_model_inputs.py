@@ -180,12 +180,13 @@ def test_failed_run_leaves_old_outputs_and_no_partial_files(tmp_path, monkeypatc
     out = tmp_path / "out"
     compress(path, sparsity=0.5, output=out, **QUIET)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    import compressor.pipeline as pipeline
+    from compressor.pipeline import STAGES
 
-    def broken(*args, **kwargs):
+    def broken(state):
         raise RuntimeError("latency measurement broke")
 
-    monkeypatch.setattr(pipeline.Pipeline, "_latency", broken)
+    original = STAGES.find
+    monkeypatch.setattr(STAGES, "find", lambda name: broken if name == "measure" else original(name))
     with pytest.raises(RuntimeError, match="latency measurement broke"):
         compress(path, sparsity=0.8, output=out, **QUIET)
     after = {p.name: p.read_bytes() for p in out.iterdir()}

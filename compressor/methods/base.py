@@ -54,7 +54,10 @@ def get_method(name: str, *, has_training_data: bool = True, **options) -> "Meth
     known = {f.name for f in fields(cls.Config)}
     unknown = sorted(k for k, v in options.items() if k not in known and v is not None)
     if unknown:
-        raise ConfigError(f"method {cls.name!r} does not take {', '.join('--' + u.replace('_', '-') for u in unknown)}")
+        owners = sorted(n for n, c in METHODS.items() if unknown[0] in {f.name for f in fields(c.Config)})
+        raise ConfigError(f"method {cls.name!r} does not take "
+                          + ", ".join(f"--{u.replace('_', '-')} {_shown(options[u])}" for u in unknown)
+                          + (f" (an option of {', '.join(owners)})" if owners else ""))
     config = cls.Config(**{k: v for k, v in options.items() if k in known and v is not None})
     return cls(config, has_training_data=has_training_data)
 
@@ -136,6 +139,10 @@ class Method(ABC):
 
     def describe(self) -> dict:
         return {"method": self.name, **{f.name: _plain(getattr(self.config, f.name)) for f in fields(self.config)}}
+
+
+def _shown(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _plain(value):
