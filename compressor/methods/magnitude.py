@@ -80,7 +80,7 @@ class MagnitudePruning(Method):
         return masks
 
     def _gradual(self, ctx: PruneContext) -> MaskSet:
-        if getattr(ctx.pattern, "name", "") != "unstructured":
+        if not ctx.pattern.elementwise_magnitude:
             raise ConfigError("--schedule gradual ramps unstructured sparsity; use --pattern unstructured")
         session = ctx.session
         steps_per_epoch = len(torch.utils.data.DataLoader(session.train_data, batch_size=session.config.batch_size))

@@ -76,7 +76,7 @@ class OLMP(Method):
                 raise ConfigError("--schedule gradual is for --method magnitude")
 
     def run(self, ctx: PruneContext) -> MaskSet:
-        if getattr(ctx.pattern, "name", "") != "unstructured":
+        if not ctx.pattern.elementwise_magnitude:
             raise ConfigError("olmp finds magnitude thresholds: use --pattern unstructured")
         cfg, session = self.config, ctx.session
         costs = layer_costs(ctx.module, ctx.input_shape)  # shape inference once: the layers and the summary use it
