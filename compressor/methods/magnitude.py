@@ -89,7 +89,7 @@ class MagnitudePruning(Method):
         return MethodResult(masks, MetricsAfterPruning("one-shot", pruned["metrics"], "after one-shot pruning, before fine-tuning"))
 
     def _gradual(self, ctx: PruneContext) -> MaskSet:
-        if getattr(ctx.pattern, "name", "") != "unstructured":
+        if not ctx.pattern.elementwise_magnitude:
             raise ConfigError("--schedule gradual ramps unstructured sparsity; use --pattern unstructured")
         session = ctx.session
         steps_per_epoch = len(torch.utils.data.DataLoader(session.train_data, batch_size=session.config.batch_size))

@@ -4,7 +4,8 @@ An implementation is registered for an (op_type, domain) together with the schem
 ("since_version" in the ONNX operator changelog) whose semantics it implements. A node is
 supported exactly when the schema version that its model's opset selects is in that list, so
 support is explicit: a new opset that changes an operator is refused until someone reads the
-change and adds the version here.
+change and adds the version here. The implementations live in `OPERATORS`, a
+`compressor.registry.Registry` keyed by (domain, op_type).
 
 An implementation is a *builder*: called once per node at import time with a `NodeContext`
 (attributes, constant inputs, schema version), it returns the function that runs the node on
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import onnx.defs
+
+from ..registry import Registry
 
 DEFAULT_DOMAIN = ""
 _DOMAIN_ALIASES = {"ai.onnx": DEFAULT_DOMAIN}
@@ -35,7 +38,13 @@ class OpImpl:
     builder: Callable
 
 
-_REGISTRY: dict[tuple[str, str], OpImpl] = {}
+def _load_ops() -> None:
+    # The op modules register themselves on import; importing them on the first lookup (not at
+    # module top) keeps this module importable from the op modules without a cycle.
+    from . import ops  # noqa: F401
+
+
+OPERATORS: Registry[OpImpl] = Registry("operator", loader=_load_ops)  # (domain, op_type) -> OpImpl
 
 
 def register(op_type: str, versions: Iterable[int], domain: str = DEFAULT_DOMAIN):
@@ -43,9 +52,7 @@ def register(op_type: str, versions: Iterable[int], domain: str = DEFAULT_DOMAIN
 
     def wrap(builder):
         key = (normalize_domain(domain), op_type)
-        if key in _REGISTRY:
-            raise RuntimeError(f"operator {op_type!r} (domain {domain!r}) registered twice")
-        _REGISTRY[key] = OpImpl(op_type, key[0], tuple(sorted(versions)), builder)
+        OPERATORS.register(key, OpImpl(op_type, key[0], tuple(sorted(versions)), builder))
         return builder
 
     return wrap
@@ -61,8 +68,7 @@ def schema_version(op_type: str, domain: str, opset: int) -> int | None:
 
 def lookup(op_type: str, domain: str, opset: int) -> tuple[OpImpl, int] | None:
     """The implementation and schema version for a node, or None if unsupported."""
-    _load_ops()
-    impl = _REGISTRY.get((normalize_domain(domain), op_type))
+    impl = OPERATORS.find((normalize_domain(domain), op_type))
     if impl is None:
         return None
     version = schema_version(op_type, domain, opset)
@@ -73,18 +79,4 @@ def lookup(op_type: str, domain: str, opset: int) -> tuple[OpImpl, int] | None:
 
 def registered() -> dict[tuple[str, str], OpImpl]:
     """All registered implementations, keyed by (domain, op_type)."""
-    _load_ops()
-    return dict(_REGISTRY)
-
-
-_loaded = False
-
-
-def _load_ops() -> None:
-    # The op modules register themselves on import; importing them here (not at module top)
-    # keeps the registry importable from the op modules without a cycle.
-    global _loaded
-    if not _loaded:
-        from . import ops  # noqa: F401
-
-        _loaded = True
+    return dict(OPERATORS.items())

@@ -2,7 +2,8 @@
 
 - `patterns`: `Pattern` and its subclasses (`Unstructured`, `NM`, `Filter`, `Channel`, `Column`):
   Euclidean projections onto a pattern, returning (projected, mask) with exact keep-counts.
-- `registry`: `get_pattern(name, **options)`, `parse_pattern("2:4")` (the CLI grammar), `PATTERNS`.
+- `registry`: `PATTERNS` (each pattern registers itself), `get_pattern(name, **options)`,
+  `parse_pattern("2:4")` (the CLI grammar).
 - `global_magnitude`: `global_masks`, one threshold across several tensors.
 - `plan`: `plan_layers` -> `LayerPlan`, `compute_masks`, `apply_masks`.
 - `stats`: `sparsity_stats(module)`, `check_nm`.

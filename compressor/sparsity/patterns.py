@@ -8,6 +8,11 @@ unchanged), so "nearest" reduces to keeping the units with the largest magnitude
 
 Axes come from the consuming ONNX node (`WeightInfo`), never from the tensor's shape: the
 reduction axis is what N:M blocks run along and what channel pruning removes.
+
+Each pattern registers itself in `PATTERNS` under its spec name, and declares what the planner
+and the methods may assume of it (the capabilities on `Pattern`); nothing outside this module
+asks which class a pattern is, so a pattern defined elsewhere is planned, masked and exported
+like these.
 """
 
 from __future__ import annotations
@@ -18,15 +23,47 @@ import torch
 
 from ..errors import ConfigError
 from ..onnx_import.weights import WeightInfo
+from .registry import PATTERNS
 from .selection import align_count, check_sparsity, keep_count, scores_for_ranking, top_k_mask, top_k_per_row
 
 
-class Pattern:
-    """One sparsity pattern; subclasses are frozen dataclasses whose fields are its options."""
+TRT_SPARSE_MIN_CHANNELS = 256  # below this TensorRT rarely picks sparse kernels (deploy.md §3)
 
-    name: str = ""
+
+class Pattern:
+    """One sparsity pattern; subclasses are frozen dataclasses whose fields are its options.
+
+    Capabilities (class attributes, or properties when they depend on the options):
+
+    fixed_sparsity: None (default) when each pruned tensor gets the requested sparsity; else the
+        sparsity the pattern itself fixes (N:M: 1 − N/M). The plan gives every pruned layer
+        this target and an --override may only be 0 (dense) or this value.
+    elementwise_magnitude: False (default); True when the mask keeps single entries, the
+        largest |w| of the tensor, under no other constraint. Any magnitude threshold is then
+        a mask of this pattern, so thresholds found elsewhere (OLMP's search, the gradual
+        schedule's ramp) apply. Unstructured only, among the built-ins.
+    global_scope: False (default); True when one magnitude threshold across layers is a mask of
+        this pattern: --scope global then ranks the pooled layers' entries together
+        (`global_masks`). Needs elementwise_magnitude.
+    structured: None (default) when entries are pruned one by one (unstructured, N:M within its
+        blocks); else the unit removed whole, which dense kernels can drop: "filter",
+        "channel" or "column".
+    """
+
+    name: str = ""  # the spec name: set by PATTERNS.register
     positional: tuple[str, ...] = ()  # options that `parse_pattern` accepts without "key="
     spell_positional = False  # write positional options even at their defaults ("nm:2:4")
+
+    fixed_sparsity: float | None = None
+    elementwise_magnitude = False
+    global_scope = False
+    structured: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.global_scope and not cls.elementwise_magnitude:
+            # global_masks keeps single entries by |w| across layers, which only such a pattern allows
+            raise TypeError(f"{cls.__name__}: global_scope needs elementwise_magnitude")
 
     # ---- what subclasses define -----------------------------------------------------------
     def eligible(self, info: WeightInfo) -> str | None:
@@ -43,6 +80,18 @@ class Pattern:
             return 1.0 - p
         n = info.numel
         return keep_count(n, p) / n if n else 1.0
+
+    def plan_notes(self, pruned: list[WeightInfo], sparsity: float) -> list[str]:
+        """Sentences for the plan's report on what this pattern does to the `pruned` layers, given
+        the requested `sparsity`."""
+        return []
+
+    @classmethod
+    def usage(cls) -> str:
+        """How the spec is written, for help and error messages: "filter[:ALIGN]"."""
+        if not cls.positional:
+            return cls.name
+        return f"{cls.name}[:{':'.join(option.upper() for option in cls.positional)}]"
 
     # ---- shared entry points ----------------------------------------------------------------
     def mask(self, weight: torch.Tensor, info: WeightInfo, sparsity: float) -> torch.Tensor:
@@ -114,12 +163,14 @@ def _l2(rows: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(scores_for_ranking(rows), dim=1)
 
 
-# ---- the patterns -------------------------------------------------------------------------------
+# ---- the patterns (registered in the order the grammar hint lists them) ------------------------
+@PATTERNS.register("unstructured")
 @dataclass(frozen=True)
 class Unstructured(Pattern):
     """Irregular: keep the n_keep largest |w| of the whole tensor."""
 
-    name = "unstructured"
+    elementwise_magnitude = True
+    global_scope = True
 
     def _mask(self, weight, info, sparsity):
         flat = scores_for_ranking(weight.reshape(-1)).abs()
@@ -127,6 +178,7 @@ class Unstructured(Pattern):
         return top_k_mask(flat, k).reshape(weight.shape)
 
 
+@PATTERNS.register("nm")
 @dataclass(frozen=True)
 class NM(Pattern):
     """N:M: in every block of M consecutive entries along the reduction axis keep the N largest |w|.
@@ -142,7 +194,6 @@ class NM(Pattern):
     m: int = 4
     allow_grouped: bool = False
     min_channels: int = 0
-    name = "nm"
     positional = ("n", "m")
     spell_positional = True
 
@@ -153,9 +204,13 @@ class NM(Pattern):
             raise ConfigError(f"min_channels must be >= 0, got {self.min_channels}")
 
     @property
-    def sparsity(self) -> float:
+    def fixed_sparsity(self) -> float:
         """The realised sparsity of every pruned tensor, 1 − N/M."""
         return 1.0 - self.n / self.m
+
+    @classmethod
+    def usage(cls) -> str:
+        return f"N:M (e.g. 2:4), {super().usage()}"
 
     def eligible(self, info):
         grouped = _grouped_reason(info)
@@ -170,6 +225,20 @@ class NM(Pattern):
 
     def density(self, sparsity, info=None):
         return self.n / self.m
+
+    def plan_notes(self, pruned, sparsity):
+        text = (f"Pattern {self} keeps {self.n} of every {self.m} weights along each pruned layer's "
+                f"input-channel (reduction) axis: sparsity {self.fixed_sparsity:g} per layer")
+        notes = [text + (f"; the requested sparsity {sparsity:g} does not apply." if sparsity not in (0.0, self.fixed_sparsity) else ".")]
+        if not self.min_channels:
+            narrow = [info for info in pruned if min(layer_channels(info)) < TRT_SPARSE_MIN_CHANNELS]
+            if narrow:
+                notes.append(
+                    f"{len(narrow)} of {len(pruned)} pruned layers have fewer than {TRT_SPARSE_MIN_CHANNELS} input "
+                    f"or output channels; TensorRT usually runs such layers dense (pattern "
+                    f"{self}:min_channels={TRT_SPARSE_MIN_CHANNELS} leaves them unpruned)."
+                )
+        return notes
 
     def _mask(self, weight, info, sparsity):
         axis = info.reduction_axis
@@ -210,21 +279,23 @@ class _GroupPattern(Pattern):
         return _groups_to_mask(kept, weight, axis)
 
 
+@PATTERNS.register("filter")
 @dataclass(frozen=True)
 class Filter(_GroupPattern):
     """Output filters: the rows of the [out, rest] view along the output axis, by L2 norm."""
 
-    name = "filter"
+    structured = "filter"
 
     def _axis(self, info):
         return info.output_axis
 
 
+@PATTERNS.register("channel")
 @dataclass(frozen=True)
 class Channel(_GroupPattern):
     """Input channels: slices along the reduction axis, by L2 norm over everything else."""
 
-    name = "channel"
+    structured = "channel"
 
     def _axis(self, info):
         return info.reduction_axis
@@ -237,11 +308,12 @@ class Channel(_GroupPattern):
         return None
 
 
+@PATTERNS.register("column")
 @dataclass(frozen=True)
 class Column(Pattern):
     """Columns of the [C_out, rest] view (rest = C_in·kh·kw for a Conv), by L2 norm."""
 
-    name = "column"
+    structured = "column"
 
     def density(self, sparsity, info=None):
         p = check_sparsity(sparsity, allow_one=True)

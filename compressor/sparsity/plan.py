@@ -19,11 +19,11 @@ import torch
 from ..errors import ConfigError
 from ..onnx_import.weights import WeightInfo
 from .global_magnitude import global_masks
-from .patterns import NM, Pattern, Unstructured, layer_channels
+from .patterns import Pattern
+from .registry import PATTERNS
 from .selection import check_sparsity
 
 Scope = Literal["layer", "global"]
-TRT_SPARSE_MIN_CHANNELS = 256  # below this TensorRT rarely picks sparse kernels (deploy.md §3)
 LARGE_ENDS_SHARE = 0.25  # warn when the dense-by-default ends hold this share of the prunable weights
 
 
@@ -34,7 +34,7 @@ class LayerPlan:
     pattern: str  # canonical pattern spec
     sparsity: float  # the requested default target
     scope: str  # "layer" or "global"
-    targets: dict[str, float] = field(default_factory=dict)  # name -> target sparsity (nm: 1 − N/M)
+    targets: dict[str, float] = field(default_factory=dict)  # name -> target sparsity (or the pattern's fixed one)
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it stays dense
     notes: list[str] = field(default_factory=list)  # sentences for the report
     global_pool: list[str] = field(default_factory=list)  # pruned jointly at `sparsity` (global scope)
@@ -92,7 +92,7 @@ def plan_layers(
         and `overrides` are both empty; True/False force it (an override naming an end still
         applies to it). If the default would leave nothing to prune, the ends are pruned.
     scope: "layer" prunes each layer to its target; "global" ranks the default-target layers
-        together (unstructured only), overridden layers keep their own target.
+        together (patterns with `global_scope`: unstructured), overridden layers keep their own target.
     keep_dense: weight name -> reason (from `find_fixed_weights` or a sensitivity pass); these
         stay dense whatever the pattern, scope or exclusions, and an --override naming one is
         not applied to it (a note says so): pruning fixed weights changes what the layer computes.
@@ -108,17 +108,19 @@ def plan_layers(
         raise ConfigError("the model has no prunable weight (no Conv, ConvTranspose, Gemm or MatMul with a constant weight)")
     if scope not in ("layer", "global"):
         raise ConfigError(f"scope must be 'layer' or 'global', got {scope!r}")
-    if scope == "global" and not isinstance(pattern, Unstructured):
-        raise ConfigError(f"scope 'global' ranks single weights across layers and needs the unstructured pattern, not {str(pattern)!r}")
+    if scope == "global" and not pattern.global_scope:
+        able = " or ".join(name for name, cls in PATTERNS.items() if cls.global_scope)
+        raise ConfigError(f"scope 'global' ranks single weights across layers and needs the {able} pattern, not {str(pattern)!r}")
+    fixed = pattern.fixed_sparsity
     p = check_sparsity(sparsity)
     for glob, value in overrides.items():
         try:
             overrides[glob] = check_sparsity(value)
         except ConfigError as exc:
             raise ConfigError(f"--override {glob!r}: {exc}") from None
-        if isinstance(pattern, NM) and overrides[glob] not in (0.0, pattern.sparsity):
+        if fixed is not None and overrides[glob] not in (0.0, fixed):
             raise ConfigError(
-                f"pattern {pattern} fixes each layer's sparsity at {pattern.sparsity:g}; "
+                f"pattern {pattern} fixes each layer's sparsity at {fixed:g}; "
                 f"--override {glob!r} can only be 0 (dense), got {overrides[glob]:g}"
             )
     _check_globs(exclude, infos, "--exclude")
@@ -187,8 +189,8 @@ def _assign(infos, pattern, p, exclude, overrides, keep_ends, default_ends, scop
         if reason is not None:
             plan.skipped[name] = reason
             continue
-        if isinstance(pattern, NM):
-            target = pattern.sparsity
+        if pattern.fixed_sparsity is not None:
+            target = pattern.fixed_sparsity
         else:
             target = overrides[override] if override is not None else p
         if target == 0.0:
@@ -222,18 +224,7 @@ def _notes(plan, infos, pattern, p, keep_ends, default_ends, overrides) -> list[
                 holds = "They hold" if len(ends) > 1 else "It holds"
                 text += f" {holds} {share:.0%} of the prunable weights, so the model's overall sparsity stays low."
             notes.append(text)
-    if isinstance(pattern, NM):
-        text = (f"Pattern {pattern} keeps {pattern.n} of every {pattern.m} weights along each pruned layer's "
-                f"input-channel (reduction) axis: sparsity {pattern.sparsity:g} per layer")
-        notes.append(text + (f"; the requested sparsity {p:g} does not apply." if p not in (0.0, pattern.sparsity) else "."))
-        if not pattern.min_channels:
-            narrow = [n for n in plan.targets if min(layer_channels(infos[n])) < TRT_SPARSE_MIN_CHANNELS]
-            if narrow:
-                notes.append(
-                    f"{len(narrow)} of {len(plan.targets)} pruned layers have fewer than {TRT_SPARSE_MIN_CHANNELS} input "
-                    f"or output channels; TensorRT usually runs such layers dense (pattern "
-                    f"{pattern}:min_channels={TRT_SPARSE_MIN_CHANNELS} leaves them unpruned)."
-                )
+    notes += pattern.plan_notes([infos[n] for n in plan.targets], p)
     ineligible = [n for n, r in plan.skipped.items() if r == pattern.eligible(infos[n])]
     if ineligible:
         notes.append(f"{len(ineligible)} layer(s) stay dense because pattern {pattern} does not apply to them (reasons per layer).")
@@ -259,7 +250,7 @@ def compute_masks(
     if missing:
         raise ValueError(f"no weight given for planned layer {missing[0]!r}")
     masks: dict[str, torch.Tensor] = {}
-    if plan.global_pool and isinstance(pattern, Unstructured):
+    if plan.global_pool and pattern.global_scope:
         masks.update(global_masks({n: weights[n] for n in plan.global_pool}, plan.sparsity))
     for name, target in plan.targets.items():
         if name not in masks:

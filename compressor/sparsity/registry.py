@@ -1,4 +1,4 @@
-"""Pattern names and the command-line spec grammar.
+"""Pattern names (`PATTERNS`) and the command-line spec grammar.
 
 Grammar (case-insensitive names; no spaces)::
 
@@ -15,33 +15,43 @@ Grammar (case-insensitive names; no spaces)::
 
 Examples: "unstructured", "2:4", "1:4", "nm:1:4", "2:4:min_channels=256", "filter:8",
 "filter:align=8", "channel:align=16", "column". `str(pattern)` writes the canonical form.
+
+A pattern class registers itself with `@PATTERNS.register("name")`; the grammar, the error
+messages and the planner then take it like the built-ins (which patterns.py registers).
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .patterns import NM, Channel, Column, Filter, Pattern, Unstructured
+from ..registry import Registry
 
-PATTERNS: dict[str, type[Pattern]] = {
-    "unstructured": Unstructured,
-    "nm": NM,
-    "filter": Filter,
-    "channel": Channel,
-    "column": Column,
-}
-ALIASES = {"irregular": "unstructured"}
+if TYPE_CHECKING:
+    from .patterns import Pattern
 
-GRAMMAR_HINT = "unstructured, N:M (e.g. 2:4), nm:N:M, filter[:ALIGN], channel[:ALIGN], column"
+
+def _load_builtins() -> None:
+    # patterns.py registers the built-ins on import and imports this module: loading it lazily avoids the cycle
+    import_module(".patterns", __package__)
+
+
+PATTERNS: Registry[type[Pattern]] = Registry("sparsity pattern", loader=_load_builtins, aliases={"irregular": "unstructured"})
+
+
+def grammar_hint() -> str:
+    """Every registered pattern as it is written, in registration order: "unstructured, N:M (e.g. 2:4), ..."."""
+    return ", ".join(cls.usage() for _, cls in PATTERNS.items())
 
 
 def get_pattern(name: str, **options) -> Pattern:
-    """The pattern called `name` ("unstructured", "nm", "filter", "channel", "column") with `options`."""
-    key = ALIASES.get(name.lower(), name.lower())
-    cls = PATTERNS.get(key)
+    """The registered pattern called `name` ("unstructured", "nm", "filter", ...) with `options`."""
+    cls = PATTERNS.find(name)
     if cls is None:
-        raise ConfigError(f"unknown sparsity pattern {name!r}; choose one of: {GRAMMAR_HINT}")
+        raise ConfigError(f"unknown sparsity pattern {name!r}; choose one of: {grammar_hint()}")
+    key = cls.name
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -55,15 +65,15 @@ def parse_pattern(spec: str) -> Pattern:
     text = str(spec).strip()
     parts = text.split(":")
     if not text or any(p == "" for p in parts):
-        raise ConfigError(f"bad sparsity pattern {spec!r}; expected one of: {GRAMMAR_HINT}")
+        raise ConfigError(f"bad sparsity pattern {spec!r}; expected one of: {grammar_hint()}")
     if parts[0].isdigit():  # "N:M[:options]"
         name, values = "nm", parts
     else:
         name, values = parts[0], parts[1:]
-    key = ALIASES.get(name.lower(), name.lower())
-    cls = PATTERNS.get(key)
+    cls = PATTERNS.find(name)
     if cls is None:
-        raise ConfigError(f"unknown sparsity pattern {name!r} in {spec!r}; choose one of: {GRAMMAR_HINT}")
+        raise ConfigError(f"unknown sparsity pattern {name!r} in {spec!r}; choose one of: {grammar_hint()}")
+    key = cls.name
     types = {f.name: type(f.default) for f in fields(cls)}
     options: dict[str, object] = {}
     positional = list(cls.positional)

@@ -77,7 +77,7 @@ class OLMP(Method):
                 raise ConfigError("NCS sigma and c_max must be positive, and the initial c-rate in [0, c_max]")
 
     def run(self, ctx: PruneContext) -> MethodResult:
-        if getattr(ctx.pattern, "name", "") != "unstructured":
+        if not ctx.pattern.elementwise_magnitude:
             raise ConfigError("olmp finds magnitude thresholds: use --pattern unstructured")
         cfg, session = self.config, ctx.session
         costs = layer_costs(ctx.module, ctx.input_shape)  # shape inference once: the layers and the summary use it
