@@ -10,6 +10,7 @@ import pytest
 
 from compressor.reporting import console_summary, render_markdown, write_markdown_report
 from compressor.reporting.formatting import main_metric, metric_delta, metric_value
+from compressor.reporting.plots import SEARCH_PLOT, TRACE_PLOT, report_figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -140,6 +141,37 @@ def test_several_training_phases_plot(report, tmp_path):
     assert _png_size(tmp_path / "trace.png")[0] > 400
     assert "| phase | epoch | train_loss | residual |" in md
     assert "| finetune | 2 | 0.25 | — |" in md
+
+
+def counting_axes_ticks(figure) -> list[tuple[str, list[str]]]:
+    """Draw the figure; (x label, tick labels in view) of every axis that counts epochs or steps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).draw()
+    ticks = []
+    for ax in figure.axes:
+        if ax.get_visible() and ax.get_xlabel().startswith(("epoch", "training step")):
+            lo, hi = ax.get_xlim()
+            ticks.append((ax.get_xlabel(), [t.get_text() for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi]))
+    return ticks
+
+
+def is_whole_number(text: str) -> bool:
+    return text.replace("\u2212", "-").lstrip("-").isdigit()  # matplotlib writes minus as U+2212
+
+
+def test_one_epoch_and_one_search_call_get_whole_number_ticks(report):
+    report["trace"] = [{"phase": "finetune", "epoch": 1, "train_loss": 0.4, "lr": 1e-3, "val_accuracy": 0.9}]
+    report["olmp"] = {"objective": "params", "layers": [{"name": "fc.weight"}],
+                      "searches": [{"step": 7, "kept_fractions": [0.2], "c_after": [1.5]}]}
+    figures = report_figures(report)
+    trace = counting_axes_ticks(figures[TRACE_PLOT])
+    search = counting_axes_ticks(figures[SEARCH_PLOT])
+    assert [x for x, _ in trace] == ["epoch"] * 3  # train_loss, lr, val_accuracy
+    assert [x for x, _ in search] == ["training step of the search call"] * 2
+    for _, labels in trace + search:
+        assert labels and all(is_whole_number(t) for t in labels), labels  # matplotlib alone: 0.95, 1.00, 1.05
+    assert all("1" in labels for _, labels in trace) and all("7" in labels for _, labels in search)
 
 
 def test_console_summary_has_the_key_figures(report):
