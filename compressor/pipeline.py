@@ -298,6 +298,8 @@ class Pipeline:
             "metrics": {"dense": dense_metrics, "compressed": compressed_metrics, "kind": objective.kind,
                         "split": f"{_split_name(train_data, opts)} ({len(val_data)} samples)"},
             "export_parity": export.parity.max_relative_error,
+            "export_parity_inputs": (f"{file_batch} random inputs" if data_spec is None
+                                     else f"{file_batch} samples of the validation data ({val_data.source.name})"),
             "latency_ms": latency,
             "file_bytes": {"dense": _file_bytes(self.path), "compressed": export.file_bytes},
             "data": data_info,

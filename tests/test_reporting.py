@@ -46,6 +46,7 @@ def report():
                     "split": "validation (1000 samples)", "kind": "task"},
         "one_shot_metrics": {"accuracy": 0.61, "loss": 1.2},
         "export_parity": 1.2e-06,
+        "export_parity_inputs": "8 samples of the validation data (digits)",
         "latency_ms": {"dense": _stats(3.21, 3.5), "compressed": _stats(3.15, 3.4), "speedup": 1.019,
                        "device": "CPU (onnxruntime 1.31.1, 2 threads)"},
         "file_bytes": {"dense": 46861312, "compressed": 46870000},
@@ -86,7 +87,7 @@ def test_markdown_and_figures_written(report, tmp_path):
         "| latency p90 (CPU) | 3.500 ms | 3.400 ms |",
         "not smaller on disk",  # lesson 7: say why the file did not shrink
         "CPU (onnxruntime 1.31.1, 2 threads): host wall time",
-        "max relative error **1.20e-06**",
+        "module, on the same 8 samples of the validation data (digits): max relative error **1.20e-06**",
         "![Per-layer sparsity](sparsity.png)",
         "| 1 | `conv1.weight` | Conv | 64×3×7×7 | 9,408 | dense | 0.00% | first conv left dense by default |",
         "| 2 | `layer1.0.conv1.weight` | Conv | 64×64×3×3 | 36,864 | 90.0% | 90.00% |  |",
@@ -132,6 +133,9 @@ def test_missing_sections_are_left_out(report, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "sparsity.png"]
     assert "## Latency" not in md and "trace" not in md and "## Notes" not in md and "## Export parity" not in md
     assert "| loss | 0.05 | — |  |" in md
+    del report["export_parity_inputs"]
+    report["export_parity"] = 2e-7  # a report from before export_parity_inputs: claims nothing about the inputs
+    assert "module, on the same inputs: max relative error **2.00e-07**" in render_markdown(report)
 
 
 def test_several_training_phases_plot(report, tmp_path):

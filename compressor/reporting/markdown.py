@@ -151,8 +151,9 @@ def _parity(report: Mapping) -> str:
         parity = parity.get("max_relative_error")
     if not fmt.is_number(parity):
         return ""
+    inputs = report.get("export_parity_inputs") or "inputs"  # reports from before the key: nothing known
     return ("## Export parity\n\nThe exported file in onnxruntime against the compressed PyTorch module, on the same "
-            f"random inputs: max relative error **{fmt.scientific(parity)}** (max |difference| / max |output|).")
+            f"{inputs}: max relative error **{fmt.scientific(parity)}** (max |difference| / max |output|).")
 
 
 def _per_output(report: Mapping) -> str:
