@@ -313,6 +313,9 @@ class Pipeline:
             "model": str(self.path),
         }
         report.update(ctx.record)
+        from .reporting.formatting import after_pruning  # bridge: the contract key from the legacy ones, until methods return it
+        if (pruned := after_pruning(report)) is not None:
+            report["after_pruning"] = pruned
         from .reporting import write_markdown_report
 
         final = {"onnx": str(out_dir / "model.onnx"), "report_json": str(out_dir / "report.json"),

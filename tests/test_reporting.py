@@ -78,7 +78,7 @@ def test_markdown_and_figures_written(report, tmp_path):
         "# Compression report: magnitude, unstructured",
         "| accuracy | 98.20% | 97.80% | -0.40 pp |",
         "| loss | 0.05 | 0.061 | +0.011 |",
-        "| accuracy, after pruning before fine-tuning | 98.20% | 61.00% | -37.20 pp |",
+        "| accuracy, after one-shot pruning, before fine-tuning | 98.20% | 61.00% | -37.20 pp |",  # legacy key
         "| parameters, total | 11,689,512 | 11,689,512 |",
         "| parameters, nonzero | — | 1,530,012 |",
         "| compression ratio (total / nonzero) | — | 7.64× |",
@@ -178,6 +178,20 @@ def test_one_epoch_and_one_search_call_get_whole_number_ticks(report):
     assert all("1" in labels for _, labels in trace) and all("7" in labels for _, labels in search)
 
 
+def test_after_pruning_row_is_labelled_by_its_stage(report):
+    report["after_pruning"] = {"stage": "hard-pruned", "metrics": {"accuracy": 0.4, "loss": 2.5}}
+    md = render_markdown(report)  # the contract key wins over the legacy one_shot_metrics
+    assert "| accuracy, after hard pruning, before retraining | 98.20% | 40.00% | -58.20 pp |" in md
+    assert "| loss, after hard pruning, before retraining | 0.05 | 2.5 | +2.45 |" in md
+    assert "one-shot" not in md
+    assert "40.00% after hard pruning, before retraining (-58.20 pp)" in console_summary(report)
+    del report["after_pruning"], report["one_shot_metrics"]
+    report["hard_pruned_metrics"] = {"accuracy": 0.3}  # what SLR/ADMM wrote before after_pruning
+    assert "| accuracy, after hard pruning, before retraining | 98.20% | 30.00% | -68.20 pp |" in render_markdown(report)
+    del report["hard_pruned_metrics"]
+    assert "after" not in render_markdown(report).split("## Latency")[0] and "after" not in console_summary(report)
+
+
 def test_console_summary_has_the_key_figures(report):
     report["outputs"]["plots"] = ["out/sparsity.png", "out/trace.png"]
     text = console_summary(report)
@@ -188,6 +202,7 @@ def test_console_summary_has_the_key_figures(report):
         "target 90.0%, achieved 90.01% of prunable weights",
         "11.69M total, 1.53M nonzero (7.64x compression)",
         "accuracy       98.20% -> 97.80% (-0.40 pp), validation (1000 samples)",
+        "               61.00% after one-shot pruning, before fine-tuning (-37.20 pp)",
         "3.210 ms -> 3.150 ms (1.02x speed-up)",
         "CPU (onnxruntime 1.31.1, 2 threads)",
         "44.69 MiB -> 44.70 MiB",
