@@ -36,5 +36,5 @@ def export(state: RunState) -> Exported:
     if prepared.train_data is None:
         described = f"{file_batch} random inputs"
     else:
-        described = f"{file_batch} samples of the {prepared.split_name} ({prepared.info['description']})"
+        described = f"{file_batch} samples of the validation data ({prepared.val_data.source.name})"
     return Exported(result, sample, described)

@@ -10,6 +10,7 @@ import pytest
 
 from compressor.reporting import console_summary, render_markdown, write_markdown_report
 from compressor.reporting.formatting import main_metric, metric_delta, metric_value
+from compressor.reporting.plots import SEARCH_PLOT, TRACE_PLOT, report_figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -45,6 +46,7 @@ def report():
                     "split": "validation (1000 samples)", "kind": "task"},
         "one_shot_metrics": {"accuracy": 0.61, "loss": 1.2},
         "export_parity": 1.2e-06,
+        "export_parity_inputs": "8 samples of the validation data (digits)",
         "latency_ms": {"dense": _stats(3.21, 3.5), "compressed": _stats(3.15, 3.4), "speedup": 1.019,
                        "device": "CPU (onnxruntime 1.31.1, 2 threads)"},
         "file_bytes": {"dense": 46861312, "compressed": 46870000},
@@ -76,7 +78,7 @@ def test_markdown_and_figures_written(report, tmp_path):
         "# Compression report: magnitude, unstructured",
         "| accuracy | 98.20% | 97.80% | -0.40 pp |",
         "| loss | 0.05 | 0.061 | +0.011 |",
-        "| accuracy, after pruning before fine-tuning | 98.20% | 61.00% | -37.20 pp |",
+        "| accuracy, after one-shot pruning, before fine-tuning | 98.20% | 61.00% | -37.20 pp |",  # legacy key
         "| parameters, total | 11,689,512 | 11,689,512 |",
         "| parameters, nonzero | — | 1,530,012 |",
         "| compression ratio (total / nonzero) | — | 7.64× |",
@@ -85,7 +87,7 @@ def test_markdown_and_figures_written(report, tmp_path):
         "| latency p90 (CPU) | 3.500 ms | 3.400 ms |",
         "not smaller on disk",  # lesson 7: say why the file did not shrink
         "CPU (onnxruntime 1.31.1, 2 threads): host wall time",
-        "max relative error **1.20e-06**",
+        "module, on the same 8 samples of the validation data (digits): max relative error **1.20e-06**",
         "![Per-layer sparsity](sparsity.png)",
         "| 1 | `conv1.weight` | Conv | 64×3×7×7 | 9,408 | dense | 0.00% | first conv left dense by default |",
         "| 2 | `layer1.0.conv1.weight` | Conv | 64×64×3×3 | 36,864 | 90.0% | 90.00% |  |",
@@ -131,6 +133,9 @@ def test_missing_sections_are_left_out(report, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "sparsity.png"]
     assert "## Latency" not in md and "trace" not in md and "## Notes" not in md and "## Export parity" not in md
     assert "| loss | 0.05 | — |  |" in md
+    del report["export_parity_inputs"]
+    report["export_parity"] = 2e-7  # a report from before export_parity_inputs: claims nothing about the inputs
+    assert "module, on the same inputs: max relative error **2.00e-07**" in render_markdown(report)
 
 
 def test_several_training_phases_plot(report, tmp_path):
@@ -140,6 +145,51 @@ def test_several_training_phases_plot(report, tmp_path):
     assert _png_size(tmp_path / "trace.png")[0] > 400
     assert "| phase | epoch | train_loss | residual |" in md
     assert "| finetune | 2 | 0.25 | — |" in md
+
+
+def counting_axes_ticks(figure) -> list[tuple[str, list[str]]]:
+    """Draw the figure; (x label, tick labels in view) of every axis that counts epochs or steps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).draw()
+    ticks = []
+    for ax in figure.axes:
+        if ax.get_visible() and ax.get_xlabel().startswith(("epoch", "training step")):
+            lo, hi = ax.get_xlim()
+            ticks.append((ax.get_xlabel(), [t.get_text() for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi]))
+    return ticks
+
+
+def is_whole_number(text: str) -> bool:
+    return text.replace("\u2212", "-").lstrip("-").isdigit()  # matplotlib writes minus as U+2212
+
+
+def test_one_epoch_and_one_search_call_get_whole_number_ticks(report):
+    report["trace"] = [{"phase": "finetune", "epoch": 1, "train_loss": 0.4, "lr": 1e-3, "val_accuracy": 0.9}]
+    report["olmp"] = {"objective": "params", "layers": [{"name": "fc.weight"}],
+                      "searches": [{"step": 7, "kept_fractions": [0.2], "c_after": [1.5]}]}
+    figures = report_figures(report)
+    trace = counting_axes_ticks(figures[TRACE_PLOT])
+    search = counting_axes_ticks(figures[SEARCH_PLOT])
+    assert [x for x, _ in trace] == ["epoch"] * 3  # train_loss, lr, val_accuracy
+    assert [x for x, _ in search] == ["training step of the search call"] * 2
+    for _, labels in trace + search:
+        assert labels and all(is_whole_number(t) for t in labels), labels  # matplotlib alone: 0.95, 1.00, 1.05
+    assert all("1" in labels for _, labels in trace) and all("7" in labels for _, labels in search)
+
+
+def test_after_pruning_row_is_labelled_by_its_stage(report):
+    report["after_pruning"] = {"stage": "hard-pruned", "metrics": {"accuracy": 0.4, "loss": 2.5}}
+    md = render_markdown(report)  # the contract key wins over the legacy one_shot_metrics
+    assert "| accuracy, after hard pruning, before retraining | 98.20% | 40.00% | -58.20 pp |" in md
+    assert "| loss, after hard pruning, before retraining | 0.05 | 2.5 | +2.45 |" in md
+    assert "one-shot" not in md
+    assert "40.00% after hard pruning, before retraining (-58.20 pp)" in console_summary(report)
+    del report["after_pruning"], report["one_shot_metrics"]
+    report["hard_pruned_metrics"] = {"accuracy": 0.3}  # what SLR/ADMM wrote before after_pruning
+    assert "| accuracy, after hard pruning, before retraining | 98.20% | 30.00% | -68.20 pp |" in render_markdown(report)
+    del report["hard_pruned_metrics"]
+    assert "after" not in render_markdown(report).split("## Latency")[0] and "after" not in console_summary(report)
 
 
 def test_console_summary_has_the_key_figures(report):
@@ -152,6 +202,7 @@ def test_console_summary_has_the_key_figures(report):
         "target 90.0%, achieved 90.01% of prunable weights",
         "11.69M total, 1.53M nonzero (7.64x compression)",
         "accuracy       98.20% -> 97.80% (-0.40 pp), validation (1000 samples)",
+        "               61.00% after one-shot pruning, before fine-tuning (-37.20 pp)",
         "3.210 ms -> 3.150 ms (1.02x speed-up)",
         "CPU (onnxruntime 1.31.1, 2 threads)",
         "44.69 MiB -> 44.70 MiB",

@@ -111,6 +111,20 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
         assert torch.equal(module3.onnx_parameters()[name], value), name
     assert hooks.steps == 16  # 4 epochs x 4 steps: the hook state came back too
     assert [r["train_loss"] for r in session.trace] == [r["train_loss"] for r in reference.trace]
+    assert [r["lr"] for r in session.trace] == [r["lr"] for r in reference.trace]  # the resumed schedule too
+
+
+def test_trace_records_the_lr_each_epoch_trained_at(tmp_path):
+    module, train, val = module_and_data(tmp_path)  # 64 training samples: 4 steps of 16 per epoch
+    session = Session(module, ClassificationObjective(), train, val, config=TrainConfig(batch_size=16))
+    session.train("single", 1, OptimizerConfig(lr=1e-3, schedule="cosine"))  # a one-epoch cosine phase ends at lr 0
+    session.train("cosine", 2, OptimizerConfig(lr=1e-3, schedule="cosine"))
+    session.train("step", 4, OptimizerConfig(lr=1e-3, schedule="step"))  # /10 from step 8 of 16, /100 from step 12
+    lrs = [(r["phase"], r["epoch"], r["lr"]) for r in session.trace]
+    assert lrs == [("single", 1, pytest.approx(1e-3)),
+                   ("cosine", 1, pytest.approx(1e-3)), ("cosine", 2, pytest.approx(5e-4)),  # cos(pi/2) halfway
+                   ("step", 1, pytest.approx(1e-3)), ("step", 2, pytest.approx(1e-3)),
+                   ("step", 3, pytest.approx(1e-4)), ("step", 4, pytest.approx(1e-5))]
 
 
 def test_checkpoint_from_other_options_is_refused(tmp_path):

@@ -36,6 +36,11 @@ def console_summary(report: Mapping) -> str:
         if metrics.get("split"):
             text += f", {metrics['split']}"
         rows.append((name, text))
+        pruned = fmt.after_pruning(report)
+        value = pruned["metrics"].get(name) if pruned else None
+        if fmt.is_number(value):  # what retraining started from: the cost of pruning itself
+            rows.append(("", f"{fmt.metric_value(name, value)} {fmt.after_pruning_label(pruned)} "
+                             f"({fmt.metric_delta(name, d, value)})"))
 
     latency = report.get("latency_ms") or {}
     dense_p50 = (latency.get("dense") or {}).get("p50_ms")

@@ -1,4 +1,4 @@
-"""Number formatting shared by the Markdown report and the console summary."""
+"""Number formatting, and readings of the report dict, shared by the Markdown report and the console summary."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ def _builtin_fractions() -> frozenset[str]:
 
 # Reports written before metric specs were recorded: the built-in objectives' specs apply.
 BUILTIN_FRACTIONS = _builtin_fractions()
+# report["after_pruning"]["stage"] -> how the summaries name the moment its metrics were taken
+AFTER_PRUNING_LABELS = {"hard-pruned": "after hard pruning, before retraining",
+                        "one-shot": "after one-shot pruning, before fine-tuning"}
+# the keys methods wrote before "after_pruning" (SLR/ADMM, magnitude), and the stage each means
+LEGACY_AFTER_PRUNING_KEYS = (("hard_pruned_metrics", "hard-pruned"), ("one_shot_metrics", "one-shot"))
 
 
 def is_number(value) -> bool:
@@ -80,6 +85,25 @@ def shared_metric_names(metrics: Mapping | None) -> list[str]:
     dense, compressed = metrics.get("dense") or {}, metrics.get("compressed") or {}
     names = [k for k, v in dense.items() if is_number(v) or is_number(compressed.get(k))]
     return names + [k for k, v in compressed.items() if k not in dense and is_number(v)]
+
+
+def after_pruning(report: Mapping) -> dict | None:
+    """``{"stage", "metrics"}``: the metrics right after pruning, before any retraining, from
+    ``report["after_pruning"]`` or else the legacy keys; None when the report has neither."""
+    value = report.get("after_pruning")
+    if isinstance(value, Mapping) and isinstance(value.get("metrics"), Mapping):
+        return dict(value)
+    for key, stage in LEGACY_AFTER_PRUNING_KEYS:
+        if isinstance(report.get(key), Mapping):
+            return {"stage": stage, "metrics": report[key]}
+    return None
+
+
+def after_pruning_label(pruned: Mapping) -> str:
+    """The method's own words for the moment (MetricsAfterPruning.description), else by stage."""
+    stage = pruned.get("stage")
+    return (pruned.get("description") or AFTER_PRUNING_LABELS.get(stage)
+            or (f"after pruning ({stage})" if stage else "after pruning"))
 
 
 def count(value) -> str:

@@ -72,12 +72,14 @@ def _summary(report: Mapping) -> str:
     for name in fmt.shared_metric_names(metrics):
         d, c = dense_m.get(name), comp_m.get(name)
         rows.append((name, fmt.metric_value(name, d), fmt.metric_value(name, c), fmt.metric_delta(name, d, c)))
-    one_shot = report.get("one_shot_metrics") or {}
-    for name, value in one_shot.items():
-        if fmt.is_number(value):
-            d = dense_m.get(name)
-            rows.append((f"{name}, after pruning before fine-tuning", fmt.metric_value(name, d),
-                         fmt.metric_value(name, value), fmt.metric_delta(name, d, value)))
+    pruned = fmt.after_pruning(report)
+    if pruned is not None:
+        label = fmt.after_pruning_label(pruned)
+        for name, value in pruned["metrics"].items():
+            if fmt.is_number(value):
+                d = dense_m.get(name)
+                rows.append((f"{name}, {label}", fmt.metric_value(name, d), fmt.metric_value(name, value),
+                             fmt.metric_delta(name, d, value)))
 
     params = report.get("params") or {}
     if params:
@@ -151,8 +153,9 @@ def _parity(report: Mapping) -> str:
         parity = parity.get("max_relative_error")
     if not fmt.is_number(parity):
         return ""
+    inputs = report.get("export_parity_inputs") or "inputs"  # reports from before the key: nothing known
     return ("## Export parity\n\nThe exported file in onnxruntime against the compressed PyTorch module, on the same "
-            f"random inputs: max relative error **{fmt.scientific(parity)}** (max |difference| / max |output|).")
+            f"{inputs}: max relative error **{fmt.scientific(parity)}** (max |difference| / max |output|).")
 
 
 def _per_output(report: Mapping) -> str:

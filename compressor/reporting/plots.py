@@ -32,14 +32,16 @@ def is_left_dense(layer: Mapping) -> bool:
 
 def write_plots(report: Mapping, out_dir: Path) -> list[Path]:
     """Write every figure the report has data for into ``out_dir``; returns the files written."""
-    written = []
-    figure = sparsity_figure(report)
-    if figure is not None:
-        written.append(_save(figure, Path(out_dir) / SPARSITY_PLOT))
-    figure = trace_figure(report.get("trace") or [])
-    if figure is not None:
-        written.append(_save(figure, Path(out_dir) / TRACE_PLOT))
-    return written
+    return [_save(figure, Path(out_dir) / name) for name, figure in report_figures(report).items()]
+
+
+def report_figures(report: Mapping) -> dict:
+    """File name -> matplotlib Figure, for every figure the report has data for (not yet drawn)."""
+    figures = {
+        SPARSITY_PLOT: sparsity_figure(report),
+        TRACE_PLOT: trace_figure(report.get("trace") or []),
+    }
+    return {name: figure for name, figure in figures.items() if figure is not None}
 
 
 def sparsity_figure(report: Mapping):
@@ -101,7 +103,7 @@ def trace_figure(trace: Sequence[Mapping]):
     (e.g. ADMM then fine-tuning, each counting epochs from 1) the x axis counts epochs across
     phases and each phase gets its own colour. None when there is nothing numeric to plot."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
+    from matplotlib.ticker import PercentFormatter
 
     trace = [r for r in trace if isinstance(r, Mapping)]
     keys = trace_keys(trace)
@@ -122,7 +124,7 @@ def trace_figure(trace: Sequence[Mapping]):
             if points:
                 ax.plot([x for x, _ in points], [y for _, y in points], marker="o" if len(trace) <= 30 else None,
                         markersize=3, color=colors[p % len(colors)], label=str(phase))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_ticks(ax.xaxis)
         if all(is_percent_metric(key, r[key]) for r in trace if is_number(r.get(key))):
             ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         ax.set_title(key, fontsize=9)
@@ -135,6 +137,15 @@ def trace_figure(trace: Sequence[Mapping]):
         axes[index // cols][index % cols].set_visible(False)
     figure.suptitle("optimisation trace", fontsize=10)
     return figure
+
+
+def integer_ticks(axis) -> None:
+    """Ticks at whole numbers only, for axes that count epochs or steps. ``min_n_ticks=1``: with
+    the default (2) a single point's narrow view holds one integer, and matplotlib then falls back
+    to fractional ticks (0.95, 1.00, 1.05 for a one-epoch run)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def _sparsity_title(report: Mapping) -> str:

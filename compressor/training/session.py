@@ -92,6 +92,10 @@ class Session:
         step = start * loader_len
         for epoch in range(start, epochs):
             loader = loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, epoch)
+            # The lr the epoch trained at, read before its steps advance the schedule (after them a
+            # cosine phase has reached 0). Schedules here are per step, so this is the lr of the
+            # epoch's first step: the epoch's largest, as every schedule only decreases.
+            lr = opt.param_groups[0]["lr"]
             bar = tqdm(total=len(loader), desc=f"{name} {epoch + 1}/{epochs}", leave=False, file=sys.stderr,
                        disable=not (self.progress and sys.stderr.isatty()), dynamic_ncols=True)  # no bars in logs
             loss, step = train_one_epoch(
@@ -99,7 +103,7 @@ class Session:
                 teacher=self.teacher, masks=masks, hooks=hooks, step=step, progress=bar,
             )
             bar.close()
-            record = {"phase": name, "epoch": epoch + 1, "train_loss": loss, "lr": sched.get_last_lr()[0]}
+            record = {"phase": name, "epoch": epoch + 1, "train_loss": loss, "lr": lr}
             record.update(hooks.end_epoch(epoch + 1))
             if evaluate_epochs and self.val_data is not None and len(self.val_data):
                 record.update({f"val_{k}": v for k, v in self.evaluate(self.module).items()})

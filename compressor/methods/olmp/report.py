@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from ...reporting import formatting as fmt
 from ...reporting.formatting import cell, fixed
-from ...reporting.plots import shorten
+from ...reporting.plots import integer_ticks, shorten
 
 SEARCH_PLOT = "search.png"
 
@@ -67,6 +67,7 @@ def search_figure(search: Mapping):
     rate_ax.set_ylabel("c-rate (threshold = mean + c * std of |w|)")
     for ax in (kept_ax, rate_ax):
         ax.set_xlabel("training step of the search call")
+        integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3, which="both")
         ax.tick_params(labelsize=7)
     rate_ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
