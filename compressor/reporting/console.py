@@ -29,18 +29,19 @@ def console_summary(report: Mapping) -> str:
         rows.append(("parameters", text))
 
     metrics = report.get("metrics") or {}
+    fractions = fmt.fraction_metrics(report)
     name = fmt.main_metric(metrics)
     if name:
         d, c = metrics["dense"][name], metrics["compressed"][name]
-        text = f"{fmt.metric_value(name, d)} -> {fmt.metric_value(name, c)} ({fmt.metric_delta(name, d, c)})"
+        text = f"{fmt.metric_value(name, d, fractions)} -> {fmt.metric_value(name, c, fractions)} ({fmt.metric_delta(name, d, c, fractions)})"
         if metrics.get("split"):
             text += f", {metrics['split']}"
         rows.append((name, text))
         pruned = fmt.after_pruning(report)
         value = pruned["metrics"].get(name) if pruned else None
         if fmt.is_number(value):  # what retraining started from: the cost of pruning itself
-            rows.append(("", f"{fmt.metric_value(name, value)} {fmt.after_pruning_label(pruned)} "
-                             f"({fmt.metric_delta(name, d, value)})"))
+            rows.append(("", f"{fmt.metric_value(name, value, fractions)} {fmt.after_pruning_label(pruned)} "
+                             f"({fmt.metric_delta(name, d, value, fractions)})"))
 
     latency = report.get("latency_ms") or {}
     dense_p50 = (latency.get("dense") or {}).get("p50_ms")

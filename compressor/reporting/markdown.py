@@ -66,20 +66,21 @@ def _title(report: Mapping) -> str:
 
 
 def _summary(report: Mapping) -> str:
+    fractions = fmt.fraction_metrics(report)
     rows: list[tuple[str, str, str, str]] = []
     metrics = report.get("metrics") or {}
     dense_m, comp_m = metrics.get("dense") or {}, metrics.get("compressed") or {}
     for name in fmt.shared_metric_names(metrics):
         d, c = dense_m.get(name), comp_m.get(name)
-        rows.append((name, fmt.metric_value(name, d), fmt.metric_value(name, c), fmt.metric_delta(name, d, c)))
+        rows.append((name, fmt.metric_value(name, d, fractions), fmt.metric_value(name, c, fractions), fmt.metric_delta(name, d, c, fractions)))
     pruned = fmt.after_pruning(report)
     if pruned is not None:
         label = fmt.after_pruning_label(pruned)
         for name, value in pruned["metrics"].items():
             if fmt.is_number(value):
                 d = dense_m.get(name)
-                rows.append((f"{name}, {label}", fmt.metric_value(name, d), fmt.metric_value(name, value),
-                             fmt.metric_delta(name, d, value)))
+                rows.append((f"{name}, {label}", fmt.metric_value(name, d, fractions), fmt.metric_value(name, value, fractions),
+                             fmt.metric_delta(name, d, value, fractions)))
 
     params = report.get("params") or {}
     if params:
@@ -233,7 +234,7 @@ def _trace(report: Mapping, has_plot: bool) -> str:
         lines += ["| " + " | ".join(fmt.cell(k) for k in head) + " |", "|" + ("---|" if phases else "") + "---:|" * (len(keys) + 1)]
         for i, record in enumerate(trace, 1):
             cells = ([fmt.cell(record.get("phase", ""))] if phases else []) + [str(record.get("epoch", i))]
-            cells += [fmt.metric_value(k, record.get(k)) for k in keys]
+            cells += [fmt.metric_value(k, record.get(k), fmt.fraction_metrics(report)) for k in keys]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines).rstrip()
 

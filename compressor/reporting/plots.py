@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from compressor.reporting.files import write_atomic
-from compressor.reporting.formatting import is_number, is_percent_metric, percent
+from compressor.reporting.formatting import BUILTIN_FRACTIONS, fraction_metrics, is_number, is_percent_metric, percent
 
 SPARSITY_PLOT = "sparsity.png"
 TRACE_PLOT = "trace.png"
@@ -39,7 +39,7 @@ def report_figures(report: Mapping) -> dict:
     """File name -> matplotlib Figure, for every figure the report has data for (not yet drawn)."""
     figures = {
         SPARSITY_PLOT: sparsity_figure(report),
-        TRACE_PLOT: trace_figure(report.get("trace") or []),
+        TRACE_PLOT: trace_figure(report.get("trace") or [], fraction_metrics(report)),
     }
     return {name: figure for name, figure in figures.items() if figure is not None}
 
@@ -98,7 +98,7 @@ def trace_keys(trace: Sequence[Mapping]) -> list[str]:
     return keys
 
 
-def trace_figure(trace: Sequence[Mapping]):
+def trace_figure(trace: Sequence[Mapping], fractions: frozenset[str] = BUILTIN_FRACTIONS):
     """One small plot per numeric key of the per-epoch records. With several training phases
     (e.g. ADMM then fine-tuning, each counting epochs from 1) the x axis counts epochs across
     phases and each phase gets its own colour. None when there is nothing numeric to plot."""
@@ -125,7 +125,7 @@ def trace_figure(trace: Sequence[Mapping]):
                 ax.plot([x for x, _ in points], [y for _, y in points], marker="o" if len(trace) <= 30 else None,
                         markersize=3, color=colors[p % len(colors)], label=str(phase))
         integer_ticks(ax.xaxis)
-        if all(is_percent_metric(key, r[key]) for r in trace if is_number(r.get(key))):
+        if all(is_percent_metric(key, r[key], fractions) for r in trace if is_number(r.get(key))):
             ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("epoch, across phases" if several else "epoch", fontsize=8)
