@@ -81,11 +81,13 @@ def after_pruning_row(report: dict, md: str, label: str) -> str:
 
 def test_summary_shows_accuracy_after_one_shot_pruning(magnitude):
     report, md = magnitude[1]
-    assert report["after_pruning"] == {"stage": "one-shot", "metrics": report["one_shot_metrics"]}
+    assert report["after_pruning"] == {"stage": "one-shot", "metrics": report["one_shot_metrics"],
+                                       "description": "after one-shot pruning, before fine-tuning"}
     after_pruning_row(report, md, "after one-shot pruning, before fine-tuning")
 
 
 def test_summary_shows_accuracy_after_hard_pruning(tmp_path):
     report, md = saved(compress(EXAMPLE, method="slr", sparsity=0.97, epochs=1, retrain_epochs=1, output=tmp_path / "slr", **DIGITS))
-    assert report["after_pruning"] == {"stage": "hard-pruned", "metrics": report["hard_pruned_metrics"]}
+    assert report["after_pruning"] == {"stage": "hard-pruned", "metrics": report["hard_pruned_metrics"],
+                                       "description": "after hard pruning, before retraining"}
     after_pruning_row(report, md, "after hard pruning, before retraining")

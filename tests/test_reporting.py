@@ -10,7 +10,8 @@ import pytest
 
 from compressor.reporting import console_summary, render_markdown, write_markdown_report
 from compressor.reporting.formatting import main_metric, metric_delta, metric_value
-from compressor.reporting.plots import SEARCH_PLOT, TRACE_PLOT, report_figures
+from compressor.methods.olmp.report import search_figure
+from compressor.reporting.plots import TRACE_PLOT, report_figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -166,11 +167,11 @@ def is_whole_number(text: str) -> bool:
 
 def test_one_epoch_and_one_search_call_get_whole_number_ticks(report):
     report["trace"] = [{"phase": "finetune", "epoch": 1, "train_loss": 0.4, "lr": 1e-3, "val_accuracy": 0.9}]
-    report["olmp"] = {"objective": "params", "layers": [{"name": "fc.weight"}],
-                      "searches": [{"step": 7, "kept_fractions": [0.2], "c_after": [1.5]}]}
+    olmp = {"objective": "params", "layers": [{"name": "fc.weight"}],
+            "searches": [{"step": 7, "kept_fractions": [0.2], "c_after": [1.5]}]}
     figures = report_figures(report)
     trace = counting_axes_ticks(figures[TRACE_PLOT])
-    search = counting_axes_ticks(figures[SEARCH_PLOT])
+    search = counting_axes_ticks(search_figure(olmp))  # OLMP's figure is drawn by its report section
     assert [x for x, _ in trace] == ["epoch"] * 3  # train_loss, lr, val_accuracy
     assert [x for x, _ in search] == ["training step of the search call"] * 2
     for _, labels in trace + search:
