@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from compressor.reporting import formatting as fmt
-from compressor.reporting.files import write_text_atomic
+from compressor.files import write_text_atomic
 from compressor.reporting.plots import SPARSITY_PLOT, TRACE_PLOT, is_left_dense, trace_keys, write_plots
 
 REPORT_MD = "report.md"

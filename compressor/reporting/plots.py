@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from compressor.reporting.files import write_atomic
+from compressor.files import write_atomic
 from compressor.reporting.formatting import BUILTIN_FRACTIONS, fraction_metrics, is_number, is_percent_metric, percent
 
 SPARSITY_PLOT = "sparsity.png"

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from ..reporting.files import write_atomic
+from ..files import write_atomic
 
 
 class Checkpoint:
