@@ -14,7 +14,6 @@ that is smaller on disk only (onnxruntime densifies it at load).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import onnx
 from onnx import ModelProto, numpy_helper
 
 from compressor.errors import ExportError
+from compressor.files import sha256_file
 from compressor.onnx_import.builder import node_label
 from compressor.onnx_import.stored import stored_tensors  # noqa: F401  (part of this package's API)
 from compressor.onnx_import.tensors import torch_to_numpy
@@ -339,7 +339,7 @@ def _add_provenance(model: ModelProto, module, extra: dict[str, str]) -> None:
     entries = {"tool": f"onnx-compressor {TOOL_VERSION}"}
     if module.source_path is not None:
         entries["source"] = Path(module.source_path).name
-        entries["source_sha256"] = _sha256(module.source_path)
+        entries["source_sha256"] = sha256_file(module.source_path)
     entries.update(extra)
     # earlier entries (e.g. an example model's default data) stay unless this export sets them
     keep = [p for p in model.metadata_props if p.key.removeprefix(METADATA_PREFIX) not in entries]
@@ -442,11 +442,3 @@ def _same_file(a: Path, b) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

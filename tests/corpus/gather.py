@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import hashlib
 import io
 import json
 import os
@@ -32,6 +31,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from compressor.files import sha256_file
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # derive.py beside this file, also when imported from the tests
@@ -56,14 +57,6 @@ def _entry(model_id: str, manifest: list[dict] | None = None) -> dict:
         if entry["id"] == model_id:
             return entry
     raise KeyError(f"no model {model_id!r} in {MANIFEST}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_atomic(target: Path, data_source) -> None:
@@ -135,7 +128,7 @@ def get_model(model_id: str, cache_dir: Path | str | None = None, offline: bool 
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     target = cache / "models" / f"{model_id}.onnx"
     expected = entry["sha256"]
-    if target.is_file() and _sha256(target) == expected:
+    if target.is_file() and sha256_file(target) == expected:
         return target
 
     source = entry["source"]
@@ -160,7 +153,7 @@ def get_model(model_id: str, cache_dir: Path | str | None = None, offline: bool 
     else:
         raise Unavailable(f"unknown source kind {source['kind']!r}")
 
-    actual = _sha256(target)
+    actual = sha256_file(target)
     if actual != expected:
         target.unlink(missing_ok=True)
         raise Unavailable(f"sha256 mismatch: expected {expected[:12]}..., got {actual[:12]}...")
