@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from compressor.errors import CompressorError, first_line
+from compressor.version import __version__
 
 
 def _fail(message: str) -> None:
@@ -48,7 +49,7 @@ class _DefaultToRun(click.Group):
 
 
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option("0.1.0", prog_name="compress")
+@click.version_option(__version__, prog_name="compress")
 def main():
     """Prune ONNX vision models and write them back to ONNX.
 

@@ -28,11 +28,11 @@ from compressor.files import sha256_file
 from compressor.onnx_import.builder import node_label
 from compressor.onnx_import.stored import stored_tensors  # noqa: F401  (part of this package's API)
 from compressor.onnx_import.tensors import torch_to_numpy
+from compressor.version import __version__
 
 from .parity import ParityResult, check_parity
 
 METADATA_PREFIX = "onnx_compressor."
-TOOL_VERSION = "0.1.0"
 # Protobuf cannot serialise a message over 2 GiB: larger models must keep their data outside.
 _PROTO_LIMIT = 2**31 - 1
 
@@ -336,7 +336,7 @@ def _declare_dynamic_batch(model: ModelProto, module) -> None:
 
 
 def _add_provenance(model: ModelProto, module, extra: dict[str, str]) -> None:
-    entries = {"tool": f"onnx-compressor {TOOL_VERSION}"}
+    entries = {"tool": f"onnx-compressor {__version__}"}
     if module.source_path is not None:
         entries["source"] = Path(module.source_path).name
         entries["source_sha256"] = sha256_file(module.source_path)
