@@ -38,6 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from compressor.metadata import METADATA_PREFIX
+
 from .models.lenet import LeNet5
 from .training import evaluate_accuracy, train_classifier
 
@@ -62,13 +64,13 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 # Fixed metadata entries; example_accuracy and example_description are added per build.
 METADATA = {
-    "onnx_compressor.default_data": "digits",
-    "onnx_compressor.default_preprocess": "",  # inputs are already in [0, 1]: no normalisation
-    "onnx_compressor.task": "classification",
-    "onnx_compressor.num_classes": "10",
+    METADATA_PREFIX + "default_data": "digits",
+    METADATA_PREFIX + "default_preprocess": "",  # inputs are already in [0, 1]: no normalisation
+    METADATA_PREFIX + "task": "classification",
+    METADATA_PREFIX + "num_classes": "10",
 }
-ACCURACY_KEY = "onnx_compressor.example_accuracy"
-DESCRIPTION_KEY = "onnx_compressor.example_description"
+ACCURACY_KEY = METADATA_PREFIX + "example_accuracy"
+DESCRIPTION_KEY = METADATA_PREFIX + "example_description"
 
 
 def digits_images(size: int = DIGITS_SIZE) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ from onnx import ModelProto, numpy_helper
 
 from compressor.errors import ExportError
 from compressor.files import sha256_file
+from compressor.metadata import set_metadata
 from compressor.onnx_import.builder import node_label
 from compressor.onnx_import.stored import stored_tensors  # noqa: F401  (part of this package's API)
 from compressor.onnx_import.tensors import torch_to_numpy
@@ -32,7 +33,6 @@ from compressor.version import __version__
 
 from .parity import ParityResult, check_parity
 
-METADATA_PREFIX = "onnx_compressor."
 # Protobuf cannot serialise a message over 2 GiB: larger models must keep their data outside.
 _PROTO_LIMIT = 2**31 - 1
 
@@ -342,11 +342,7 @@ def _add_provenance(model: ModelProto, module, extra: dict[str, str]) -> None:
         entries["source_sha256"] = sha256_file(module.source_path)
     entries.update(extra)
     # earlier entries (e.g. an example model's default data) stay unless this export sets them
-    keep = [p for p in model.metadata_props if p.key.removeprefix(METADATA_PREFIX) not in entries]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
-    for key, value in entries.items():
-        model.metadata_props.add(key=METADATA_PREFIX + key, value=str(value))
+    set_metadata(model, entries)
 
 
 def _write(model: ModelProto, tmp_model: Path, external_data: bool, label: Path) -> None:
