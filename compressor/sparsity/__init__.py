@@ -6,7 +6,7 @@
   `parse_pattern("2:4")` (the CLI grammar).
 - `global_magnitude`: `global_masks`, one threshold across several tensors.
 - `plan`: `plan_layers` -> `LayerPlan`, `compute_masks`, `apply_masks`.
-- `stats`: `sparsity_stats(module)`, `check_nm`.
+- `stats`: `sparsity_stats(module)`, `layer_rows`/`totals` (what `compress inspect` lists), `check_nm`.
 - `selection`: the exact counting and tie-breaking rules they all share.
 - `hysteresis`: OLMP/DNS recoverable threshold masks (`MagnitudeStats`, `refresh_mask`).
 """
