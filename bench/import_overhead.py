@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compressor.onnx_import import load_onnx  # noqa: E402
-from deploy.models import build_reference  # noqa: E402
-from deploy.models.export import export_reference  # noqa: E402
+from deploy.zoo.export import export_reference  # noqa: E402
+from deploy.zoo.models import build_reference  # noqa: E402
 
 VARIANTS = [("torchscript", 17), ("dynamo", 18), ("torchscript, BN kept", 17)]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deploy.models.export import export_reference
-from deploy.training import evaluate_accuracy, train_classifier
+from deploy.zoo.export import export_reference
+from deploy.zoo.training import evaluate_accuracy, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_FILE = "mnist_5k.csv.gz"

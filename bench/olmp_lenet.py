@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from compressor import compress  # noqa: E402
 from compressor.layer_costs import layer_costs  # noqa: E402
 from compressor.onnx_import import load_onnx  # noqa: E402
-from deploy.models.lenet import LeNet5, LeNet300  # noqa: E402
+from deploy.zoo.models.lenet import LeNet5, LeNet300  # noqa: E402
 from mnist_data import MNIST_FILE, TRAIN_SAMPLES, load_mnist_split, locate_mnist, train_dense, write_split  # noqa: E402
 
 MAX_LOSS_POINTS = 1.0  # the acceptance bound on test accuracy loss

@@ -6,7 +6,7 @@ masked retraining, at equal budgets.
 
 Data: MNIST-5k (`mnist_5k.csv.gz` in --data-dir, else $COMPRESSOR_SHARED_DATA, else
 <repo>/../shared/data), shuffled with seed 0 and split 4,000 train / 1,000 test exactly as in
-tests/test_acceptance_mnist.py. The project trains each dense model (deploy.training) and exports
+tests/test_acceptance_mnist.py. The project trains each dense model (deploy.zoo.training) and exports
 it to ONNX (torchscript, opset 17; BatchNorm is folded into the convs by the exporter).
 
 Every configuration (model x pattern/target) runs the three methods through the public
@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compressor import compress  # noqa: E402
-from deploy.models.lenet import LeNet5  # noqa: E402
-from deploy.models.small_resnet import SmallResNet  # noqa: E402
+from deploy.zoo.models.lenet import LeNet5  # noqa: E402
+from deploy.zoo.models.small_resnet import SmallResNet  # noqa: E402
 from mnist_data import (  # noqa: E402
     MNIST_FILE, SPLIT_SEED, TRAIN_SAMPLES, load_mnist_split, locate_mnist, train_dense, write_split,
 )

@@ -10,9 +10,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def reference_model() -> Callable[[str], Any]:
-    """``get(name) -> model``: :func:`deploy.models.build_reference` (seed 0), built once per name
+    """``get(name) -> model``: :func:`deploy.zoo.models.build_reference` (seed 0), built once per name
     per session. The models are shared, so do not modify them in place (``copy.deepcopy`` first)."""
-    from deploy.models import build_reference
+    from deploy.zoo.models import build_reference
 
     cache: dict[str, Any] = {}
 
@@ -27,11 +27,11 @@ def reference_model() -> Callable[[str], Any]:
 @pytest.fixture(scope="session")
 def reference_onnx(tmp_path_factory, reference_model) -> Callable[[str, str, int], Path]:
     """``get(name, exporter, opset) -> Path``: the reference model ``name`` (seed 0) exported with
-    :func:`deploy.models.export.export_reference` at its default input shape (batch 1, batch
+    :func:`deploy.zoo.export.export_reference` at its default input shape (batch 1, batch
     dimension dynamic), exported once per combination per session into a session temp dir.
     Treat the files as read-only."""
-    from deploy.models import REFERENCE_MODELS
-    from deploy.models.export import export_reference
+    from deploy.zoo.export import export_reference
+    from deploy.zoo.models import REFERENCE_MODELS
 
     root = tmp_path_factory.mktemp("reference_onnx")
     cache: dict[tuple[str, str, int], Path] = {}

@@ -15,9 +15,9 @@ import torch
 from onnx import numpy_helper
 
 from compressor import compress
-from deploy.models.export import export_reference
-from deploy.models.lenet import LeNet5
-from deploy.training import train_classifier
+from deploy.zoo.export import export_reference
+from deploy.zoo.models.lenet import LeNet5
+from deploy.zoo.training import train_classifier
 from exporters.parity import onnxruntime_session
 
 ROOT = Path(__file__).resolve().parents[1]

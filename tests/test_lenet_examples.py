@@ -12,9 +12,9 @@ from torch.nn import functional as F
 
 from compressor.errors import DataError
 from compressor.onnx_import import load_onnx
-from deploy.examples import DESCRIPTION_KEY, METADATA, digits_images, digits_split, main as examples_main, onnx_accuracy
-from deploy.models import REFERENCE_MODELS, LeNet5, LeNet300, build_reference
-from deploy.training import evaluate_accuracy, train_classifier
+from deploy.zoo.examples import DESCRIPTION_KEY, METADATA, digits_images, digits_split, main as examples_main, onnx_accuracy
+from deploy.zoo.models import REFERENCE_MODELS, LeNet5, LeNet300, build_reference
+from deploy.zoo.training import evaluate_accuracy, train_classifier
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lenet5_digits.onnx"
 

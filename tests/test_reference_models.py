@@ -1,4 +1,4 @@
-"""Reference networks (deploy.models) and their ONNX export: PyTorch vs ONNX Runtime round trips."""
+"""Reference networks (deploy.zoo.models) and their ONNX export: PyTorch vs ONNX Runtime round trips."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from deploy.models import REFERENCE_MODELS, build_reference
-from deploy.models.export import ExportError, export_reference, main as export_main
+from deploy.zoo.export import ExportError, export_reference, main as export_main
+from deploy.zoo.models import REFERENCE_MODELS, build_reference
 
 TINY = ["resnet18-tiny", "yolo-tiny", "ufld-tiny"]
 EXPORTS = [("torchscript", 13), ("torchscript", 17), ("dynamo", 18), ("dynamo", 20)]

@@ -1,4 +1,4 @@
-"""The small MNIST ResNet (deploy.models.small_resnet): size, shapes, 2:4 eligibility, and its ONNX
+"""The small MNIST ResNet (deploy.zoo.models.small_resnet): size, shapes, 2:4 eligibility, and its ONNX
 round trip through the importer."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from compressor.onnx_import import load_onnx
-from deploy.models import REFERENCE_MODELS
-from deploy.models.export import export_reference
-from deploy.models.small_resnet import SmallResNet
+from deploy.zoo.export import export_reference
+from deploy.zoo.models import REFERENCE_MODELS
+from deploy.zoo.models.small_resnet import SmallResNet
 from exporters.parity import onnxruntime_session
 
 INPUT_SHAPE = (1, 1, 28, 28)

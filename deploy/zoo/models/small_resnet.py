@@ -1,7 +1,7 @@
 """A small residual CNN with BatchNorm for 1x28x28 MNIST inputs, written from scratch.
 
 The CIFAR-style ResNet layout (He et al. 2016, §4.2) shrunk to MNIST: a 3x3 stride-2 stem conv
-1->16 with BN and ReLU, then three stages of two :class:`~deploy.models.resnet.BasicBlock`
+1->16 with BN and ReLU, then three stages of two :class:`~deploy.zoo.models.resnet.BasicBlock`
 each at widths 16/32/64 (stride 2 into stages 2 and 3, with 1x1 conv-BN projection shortcuts),
 global average pooling and ``fc`` 64->10. 174,970 parameters.
 

@@ -5,7 +5,7 @@ The module and parameter names follow torchvision's ``resnet18`` (``conv1``, ``b
 unchanged. ``width`` scales every stage (64 -> 64/128/256/512), so tests can build a tiny one.
 
 :class:`ResNetBackbone` is the trunk (stem + 4 stages, no pooling/classifier); the lane network
-(:mod:`deploy.models.ufld`) reuses it. :class:`ResNet` adds global average pooling and ``fc``.
+(:mod:`deploy.zoo.models.ufld`) reuses it. :class:`ResNet` adds global average pooling and ``fc``.
 """
 
 from __future__ import annotations

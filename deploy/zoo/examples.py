@@ -7,7 +7,7 @@ module builds it, deterministically:
   upsampled to 28x28 with bilinear interpolation (``align_corners=False``), so the network is the
   MNIST LeNet-5 of the pruning literature. Split 80/20 with ``numpy.random.default_rng(seed)``:
   the first 20% (359 images) of the permutation are the test set, the rest train.
-* training: :func:`deploy.training.train_classifier`, Adam, lr 1e-3, batch 64, 20 epochs, with
+* training: :func:`deploy.zoo.training.train_classifier`, Adam, lr 1e-3, batch 64, 20 epochs, with
   the weight initialisation and the batch order both seeded.
 * export: TorchScript exporter, opset 17, input ``input`` ``[batch, 1, 28, 28]``, output
   ``logits`` ``[batch, 10]``, batch dynamic. ``metadata_props`` tell ``compress`` the default
@@ -17,7 +17,7 @@ module builds it, deterministically:
 
 CLI::
 
-    python -m deploy.examples [--out examples/lenet5_digits.onnx] [--seed 0] [--epochs 20]
+    python -m deploy.zoo.examples [--out examples/lenet5_digits.onnx] [--seed 0] [--epochs 20]
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class ExampleResult:
 def _description(seed: int, epochs: int, n_train: int, n_test: int) -> str:
     return (
         f"LeNet-5 (Caffe layout: conv1 20@5x5, pool, conv2 50@5x5, pool, ip1 800->500, ReLU, ip2 500->10) "
-        f"trained by `python -m deploy.examples --seed {seed} --epochs {epochs}` on scikit-learn digits "
+        f"trained by `python -m deploy.zoo.examples --seed {seed} --epochs {epochs}` on scikit-learn digits "
         f"(8x8, /16, bilinear to 28x28); split numpy default_rng({seed}).permutation: first {n_test} test, "
         f"{n_train} train; Adam lr 1e-3, batch 64, {epochs} epochs; example_accuracy is on the test split"
     )
@@ -188,7 +188,7 @@ def build_example(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m deploy.examples",
+        prog="python -m deploy.zoo.examples",
         description="Train the example LeNet-5 on scikit-learn digits and export it to ONNX.",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"destination (default {DEFAULT_OUT})")

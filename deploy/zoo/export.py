@@ -15,7 +15,7 @@ data), then moved into place with ``os.replace``.
 
 CLI::
 
-    python -m deploy.models.export --model resnet18-tiny --opset 17 --exporter torchscript -o m.onnx
+    python -m deploy.zoo.export --model resnet18-tiny --opset 17 --exporter torchscript -o m.onnx
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from typing import Iterator, Sequence
 import onnx
 import torch
 from torch import nn
+
+from .models import REFERENCE_MODELS, build_reference
 
 __all__ = ["EXPORTERS", "INPUT_NAME", "OUTPUT_NAME", "ExportError", "export_reference", "main"]
 
@@ -188,10 +190,8 @@ def export_reference(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import REFERENCE_MODELS, build_reference
-
     parser = argparse.ArgumentParser(
-        prog="python -m deploy.models.export",
+        prog="python -m deploy.zoo.export",
         description="Export a reference network to ONNX (dynamic batch).",
     )
     parser.add_argument("--model", required=True, choices=sorted(REFERENCE_MODELS))

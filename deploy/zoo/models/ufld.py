@@ -9,7 +9,7 @@ Defaults are the TuSimple configuration: ResNet-18, input 288x800 (layer4 is 9x2
 1800 -> 2048), griding_num 100, 56 row anchors, 4 lanes, output (101, 56, 4). The auxiliary
 segmentation branch is a training-only part and is not built.
 
-Module names: ``backbone`` (a :class:`~deploy.models.resnet.ResNetBackbone`, so its parameters
+Module names: ``backbone`` (a :class:`~deploy.zoo.models.resnet.ResNetBackbone`, so its parameters
 are ``backbone.conv1``, ``backbone.layer1.0.conv1``, ...), ``pool`` (the 1x1 conv, with bias as
 in the original), ``cls`` (``Sequential(Linear, ReLU, Linear)``: ``cls.0`` is FC1, ``cls.2`` FC2).
 """
