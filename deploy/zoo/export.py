@@ -36,6 +36,8 @@ import onnx
 import torch
 from torch import nn
 
+from compressor.errors import ExportError
+
 from .models import REFERENCE_MODELS, build_reference
 
 __all__ = ["EXPORTERS", "INPUT_NAME", "OUTPUT_NAME", "ExportError", "export_reference", "main"]
@@ -44,10 +46,6 @@ EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 BATCH_DIM = "batch"
-
-
-class ExportError(RuntimeError):
-    """The exporter failed or produced a file that does not meet the contract above."""
 
 
 @contextlib.contextmanager
@@ -147,9 +145,9 @@ def export_reference(
     """Export ``model`` (put in eval mode) to ``path`` with a dynamic batch dimension.
 
     ``input_shape`` is the example input's shape (its batch size only matters for tracing; batch 1
-    is fine). Returns the destination path. Raises :class:`ExportError` when the exporter fails or
-    the produced file has the wrong opset, external data or does not pass the ONNX checker; the
-    destination is then left untouched.
+    is fine). Returns the destination path. Raises :class:`compressor.errors.ExportError` when the
+    exporter fails or the produced file has the wrong opset, external data or does not pass the
+    ONNX checker; the destination is then left untouched.
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
