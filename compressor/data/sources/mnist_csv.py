@@ -65,14 +65,19 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def mnist_csv_source(path: Path, name: str, transform: ImageTransform, *, num_classes: int | None,
-                     limit: int | None, seed: int, detail: str = ""):
+def read_mnist_csv(path: Path, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels float64 [N, 784] in 0..255, labels int64 [N]) from an MNIST CSV file, checked."""
     pixels, raw_labels = _parse(path, _read_text(path))
     bad = ~np.isfinite(pixels) | (pixels < 0) | (pixels > 255)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise DataError(f"{path}: pixel values must be 0..255; sample {row} has {pixels[row, col]:g} at pixel {col}")
-    labels = check_labels(raw_labels, len(raw_labels), num_classes, f"{path}: labels")
+    return pixels, check_labels(raw_labels, len(raw_labels), num_classes, f"{path}: labels")
+
+
+def mnist_csv_source(path: Path, name: str, transform: ImageTransform, *, num_classes: int | None,
+                     limit: int | None, seed: int, detail: str = ""):
+    pixels, labels = read_mnist_csv(path, num_classes)
     keep = limited_indices(len(pixels), limit, seed)
     images = torch.from_numpy((pixels[keep] / transform.preprocess.scale).astype(np.float32)).reshape(-1, 1, SIDE, SIDE)
     return in_memory_image_source(
