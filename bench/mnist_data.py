@@ -1,13 +1,9 @@
-"""MNIST-5k for the benchmarks: the fixed 4,000 / 1,000 split and dense LeNets trained on it.
-
-The split is the acceptance test's (tests/test_acceptance_mnist.py): the file is sorted by class,
-so it is shuffled with seed 0 before the first 4,000 samples become the training set.
+"""MNIST-5k for the benchmarks: the file given on the command line, and dense LeNets trained on its
+fixed 4,000 / 1,000 split (deploy.zoo.mnist, the acceptance test's split).
 """
 
 from __future__ import annotations
 
-import gzip
-import os
 import sys
 from pathlib import Path
 
@@ -15,36 +11,17 @@ import numpy as np
 import torch
 
 from deploy.zoo.export import export_reference
+from deploy.zoo.mnist import mnist_path
 from deploy.zoo.training import evaluate_accuracy, train_classifier
-
-ROOT = Path(__file__).resolve().parents[1]
-MNIST_FILE = "mnist_5k.csv.gz"
-TRAIN_SAMPLES = 4000
-SPLIT_SEED = 0
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("COMPRESSOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def locate_mnist(data_dir: Path | None) -> Path | None:
-    """The MNIST-5k file in `data_dir` (default: default_data_dir()); None, after one line on stderr, when absent."""
-    path = (data_dir or default_data_dir()) / MNIST_FILE
+    """The MNIST-5k file in `data_dir` (default: the shared data folder); None, after one line on stderr, when absent."""
+    path = mnist_path(data_dir)
     if not path.exists():
         print(f"error: MNIST-5k not found at {path} (use --data-dir or COMPRESSOR_SHARED_DATA)", file=sys.stderr)
         return None
     return path
-
-
-def load_mnist_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test): pixels scaled to [0, 1], NCHW float32, int64 labels."""
-    with gzip.open(path, "rt") as f:
-        rows = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    x = (rows[:, :784] / 255.0).reshape(-1, 1, 28, 28).astype(np.float32)
-    y = rows[:, 784].astype(np.int64)
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))  # the file is sorted by class
-    train, test = order[:TRAIN_SAMPLES], order[TRAIN_SAMPLES:]
-    return x[train], y[train], x[test], y[test]
 
 
 def write_split(data, folder: Path) -> tuple[Path, Path]:

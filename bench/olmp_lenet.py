@@ -3,7 +3,7 @@
     python bench/olmp_lenet.py [--quick] [--json out.json] [--models lenet300 lenet5] [--seed S]
                                [--dense-dir DIR] [--data-dir DIR]
 
-Data: MNIST-5k, 4,000 train / 1,000 held-out test (bench/mnist_data.py). The project trains each
+Data: MNIST-5k, 4,000 train / 1,000 held-out test (deploy/zoo/mnist.py). The project trains each
 dense LeNet (Adam, fixed epochs) and exports it to ONNX. Every compressed model then comes from
 the public `compressor.compress` API with the same data, seed, optimizer (Adam 1e-3, cosine per
 phase), batch size 64 and training budget of A + R epochs:
@@ -46,8 +46,9 @@ sys.path.insert(0, str(ROOT))
 from compressor import compress  # noqa: E402
 from compressor.layer_costs import layer_costs  # noqa: E402
 from compressor.onnx_import import load_onnx  # noqa: E402
+from deploy.zoo.mnist import MNIST_FILE, TRAIN_SAMPLES, load_mnist_split  # noqa: E402
 from deploy.zoo.models.lenet import LeNet5, LeNet300  # noqa: E402
-from mnist_data import MNIST_FILE, TRAIN_SAMPLES, load_mnist_split, locate_mnist, train_dense, write_split  # noqa: E402
+from mnist_data import locate_mnist, train_dense, write_split  # noqa: E402
 
 MAX_LOSS_POINTS = 1.0  # the acceptance bound on test accuracy loss
 COMMON = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "keep_ends_dense": False}

@@ -5,8 +5,8 @@ masked retraining, at equal budgets.
                              [--models lenet5 small-resnet] [--data-dir DIR]
 
 Data: MNIST-5k (`mnist_5k.csv.gz` in --data-dir, else $COMPRESSOR_SHARED_DATA, else
-<repo>/../shared/data), shuffled with seed 0 and split 4,000 train / 1,000 test exactly as in
-tests/test_acceptance_mnist.py. The project trains each dense model (deploy.zoo.training) and exports
+<repo>/../shared/data), shuffled with seed 0 and split 4,000 train / 1,000 test by deploy.zoo.mnist,
+as in tests/test_acceptance_mnist.py. The project trains each dense model (deploy.zoo.training) and exports
 it to ONNX (torchscript, opset 17; BatchNorm is folded into the convs by the exporter).
 
 Every configuration (model x pattern/target) runs the three methods through the public
@@ -42,11 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compressor import compress  # noqa: E402
+from deploy.zoo.mnist import MNIST_FILE, SPLIT_SEED, TRAIN_SAMPLES, load_mnist_split  # noqa: E402
 from deploy.zoo.models.lenet import LeNet5  # noqa: E402
 from deploy.zoo.models.small_resnet import SmallResNet  # noqa: E402
-from mnist_data import (  # noqa: E402
-    MNIST_FILE, SPLIT_SEED, TRAIN_SAMPLES, load_mnist_split, locate_mnist, train_dense, write_split,
-)
+from mnist_data import locate_mnist, train_dense, write_split  # noqa: E402
 
 WITHIN_POINTS = 0.5  # "recovered": test accuracy within this many points of dense
 METHODS = ("magnitude", "admm", "slr")

@@ -4,8 +4,6 @@ masked fine-tuning; the report and the ONNX file agree on the achieved sparsity.
 
 from __future__ import annotations
 
-import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +14,16 @@ from onnx import numpy_helper
 
 from compressor import compress
 from deploy.zoo.export import export_reference
+from deploy.zoo.mnist import load_mnist_split, mnist_path
 from deploy.zoo.models.lenet import LeNet5
 from deploy.zoo.training import train_classifier
 from exporters.parity import onnxruntime_session
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("COMPRESSOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
-MNIST = SHARED_DATA / "mnist_5k.csv.gz"
+MNIST = mnist_path()
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not MNIST.exists(), reason=f"MNIST-5k not found at {MNIST} (set COMPRESSOR_SHARED_DATA)"),
 ]
-
-
-def load_mnist():
-    with gzip.open(MNIST, "rt") as f:
-        rows = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    x = (rows[:, :784] / 255.0).reshape(-1, 1, 28, 28).astype(np.float32)
-    y = rows[:, 784].astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(x))  # the file is sorted by class
-    return x[order[:4000]], y[order[:4000]], x[order[4000:]], y[order[4000:]]
 
 
 def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
@@ -47,7 +35,7 @@ def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("mnist")
-    x_train, y_train, x_test, y_test = load_mnist()
+    x_train, y_train, x_test, y_test = load_mnist_split(MNIST)
     model = LeNet5()
     train_classifier(model, torch.from_numpy(x_train), torch.from_numpy(y_train), epochs=15, lr=1e-3, seed=0)
     path = root / "lenet5_mnist.onnx"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,9 @@ from torch.utils.data import DataLoader
 
 from compressor.data import DATA_SPEC_HELP, Preprocess, load_dataset, parse_preprocess, random_dataset, split_indices
 from compressor.errors import ConfigError, DataError
+from deploy.zoo.mnist import load_mnist_split, mnist_path
 
-SHARED_DATA = Path(os.environ.get("COMPRESSOR_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-MNIST_5K = SHARED_DATA / "mnist_5k.csv.gz"
+MNIST_5K = mnist_path()
 
 
 # ---------------------------------------------------------------- helpers
@@ -240,6 +239,16 @@ def test_real_mnist_subset():
     limited = load_dataset(f"mnist-csv:{MNIST_5K}", input_shape=[1, 784], num_classes=10, limit=200, seed=3)
     assert len(limited) == 200 and set(limited.labels.tolist()) == set(range(10))  # file is class-sorted
     assert limited.description == f"mnist-csv:{MNIST_5K}, 200 of 5000 samples, labelled, 10 classes"
+
+
+@pytest.mark.skipif(not MNIST_5K.exists(), reason=f"shared MNIST subset not found at {MNIST_5K} (set COMPRESSOR_SHARED_DATA)")
+def test_mnist_split_of_tests_and_benchmarks_is_the_data_source_shuffled():
+    x_train, y_train, x_test, y_test = load_mnist_split()
+    assert x_train.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28) and x_train.dtype == np.float32
+    ds = load_dataset(f"mnist-csv:{MNIST_5K}", input_shape=[1, 1, 28, 28], num_classes=10)
+    order = np.random.default_rng(0).permutation(5000)
+    np.testing.assert_array_equal(x_test, np.stack([ds[int(i)][0].numpy() for i in order[4000:]]))
+    np.testing.assert_array_equal(y_train, ds.labels.numpy()[order[:4000]])
 
 
 # ---------------------------------------------------------------- random inputs
