@@ -15,6 +15,7 @@ shape) therefore happens once, not on every forward pass.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -39,9 +40,9 @@ class OpImpl:
 
 
 def _load_ops() -> None:
-    # The op modules register themselves on import; importing them on the first lookup (not at
-    # module top) keeps this module importable from the op modules without a cycle.
-    from . import ops  # noqa: F401
+    # The op modules register themselves on import. Found by name on the first lookup (plug-in
+    # discovery): a static import would make the registry and the op modules import each other.
+    importlib.import_module(".ops", __package__)
 
 
 OPERATORS: Registry[OpImpl] = Registry("operator", loader=_load_ops)  # (domain, op_type) -> OpImpl
