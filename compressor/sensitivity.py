@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from .objectives.fidelity import CHANNEL_NORM_FLOOR, OutputStats, float_pairs
-from .sparsity.patterns import Pattern
+from .sparsity.base import Pattern
 from .sparsity.plan import LayerPlan, compute_masks
 
 DEFAULT_MAX_RELATIVE_L2 = 0.5

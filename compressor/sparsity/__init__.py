@@ -1,6 +1,7 @@
 """Sparsity patterns as projections, the layer plan, and sparsity counts.
 
-- `patterns`: `Pattern` and its subclasses (`Unstructured`, `NM`, `Filter`, `Channel`, `Column`):
+- `base`: `Pattern`, what every pattern is: its capabilities and entry points.
+- `patterns`: the built-in patterns (`Unstructured`, `NM`, `Filter`, `Channel`, `Column`):
   Euclidean projections onto a pattern, returning (projected, mask) with exact keep-counts.
 - `registry`: `PATTERNS` (each pattern registers itself), `get_pattern(name, **options)`,
   `parse_pattern("2:4")` (the CLI grammar).
@@ -11,9 +12,10 @@
 - `hysteresis`: OLMP/DNS recoverable threshold masks (`MagnitudeStats`, `refresh_mask`).
 """
 
+from .base import Pattern
 from .global_magnitude import global_masks
 from .hysteresis import MagnitudeStats, refresh_mask
-from .patterns import NM, Channel, Column, Filter, Pattern, Unstructured, layer_channels
+from .patterns import NM, Channel, Column, Filter, Unstructured, layer_channels
 from .plan import LayerPlan, apply_masks, compute_masks, plan_layers
 from .registry import PATTERNS, get_pattern, parse_pattern
 from .selection import align_count, keep_count, top_k_mask

@@ -18,8 +18,8 @@ import torch
 
 from ..errors import ConfigError
 from ..onnx_import.weights import WeightInfo
+from .base import Pattern
 from .global_magnitude import global_masks
-from .patterns import Pattern
 from .registry import PATTERNS
 from .selection import check_sparsity
 

@@ -24,13 +24,10 @@ from __future__ import annotations
 
 from dataclasses import fields
 from importlib import import_module
-from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..registry import Registry
-
-if TYPE_CHECKING:
-    from .patterns import Pattern
+from .base import Pattern
 
 
 def _load_builtins() -> None:
