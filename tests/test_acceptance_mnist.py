@@ -15,10 +15,10 @@ import torch
 from onnx import numpy_helper
 
 from compressor import compress
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 from deploy.models.export import export_reference
 from deploy.models.lenet import LeNet5
 from deploy.training import train_classifier
-from exporters.parity import onnxruntime_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("COMPRESSOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
