@@ -83,6 +83,7 @@ class CompressOptions:
     resume: bool = False
     progress: bool = True
     latency_runs: int = 30
+    runtime: str = "onnxruntime-cpu"  # what latency is measured in (compressor.runtimes)
     sparse_initializers: bool = False
     dynamic_batch: bool = False  # declare the exported file's batch symbolic (the model must generalise)
     keep_fixed: bool = True  # weights that are not learned (constant, arange, integer kernels) stay dense
@@ -94,7 +95,7 @@ class CompressOptions:
 
     def fingerprint(self, model_sha: str) -> dict:
         """The options a checkpoint must agree with to be resumed."""
-        keep = {k: v for k, v in asdict(self).items() if k not in ("output", "resume", "progress", "latency_runs", "sparse_initializers", "dynamic_batch")}
+        keep = {k: v for k, v in asdict(self).items() if k not in ("output", "resume", "progress", "latency_runs", "runtime", "sparse_initializers", "dynamic_batch")}
         for key, default in (("keep_fixed", True), ("sensitivity", "auto"), ("sensitivity_threshold", DEFAULT_MAX_RELATIVE_L2),
                              ("sensitivity_samples", 8), ("error_budget", None), ("random_samples", 64)):
             if keep[key] == default:  # checkpoints from before these options stay resumable
@@ -396,16 +397,19 @@ class Pipeline:
         return options
 
     def _latency(self, compressed_path: Path, input_names: list[str], sample: list[torch.Tensor]) -> dict:
-        from deploy.latency import device_description, measure_onnxruntime_latency, speedup
+        from .runtimes import get_runtime
+        from .runtimes.latency import device_label, measure_latency, speedup
 
         feeds = {name: torch_to_numpy(t) for name, t in zip(input_names, sample)}
-        stats = measure_onnxruntime_latency({"dense": self.path, "compressed": compressed_path}, feeds,
-                                            runs=self.opts.latency_runs)
+        stats = measure_latency({"dense": self.path, "compressed": compressed_path}, feeds,
+                                runtime=self.opts.runtime, runs=self.opts.latency_runs)
+        runtime = get_runtime(self.opts.runtime, threads=stats["dense"].threads)
         return {
             "dense": stats["dense"].to_dict(),
             "compressed": stats["compressed"].to_dict(),
             "speedup": speedup(stats["dense"], stats["compressed"]),
-            "device": device_description(stats["dense"].threads),
+            "runtime": runtime.name,
+            "device": device_label(runtime.describe()),
         }
 
 
