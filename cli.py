@@ -246,12 +246,15 @@ def _overrides(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--dynamic-batch", is_flag=True,
               help="Declare the exported model's batch dimension symbolic (refused when the batch is baked into the graph).")
 @click.option("--latency-runs", type=int, default=30, show_default=True)
+@click.option("--runtime", default="onnxruntime-cpu", show_default=True, help="Runtime the latency is measured in.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 def run(model: Path, input_shape, overrides, exclude, quiet, **options):
     """Prune MODEL and write the pruned ONNX model and a report."""
     from compressor.pipeline import compress
     from compressor.reporting import console_summary
+    from compressor.runtimes import get_runtime
 
+    get_runtime(options["runtime"])  # an unknown name fails here, not after the training
     log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     report = compress(model, log=log, overrides=_overrides(overrides), exclude=tuple(exclude),
                       input_shapes=_input_shapes(input_shape), progress=not quiet, **options)
