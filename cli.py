@@ -195,9 +195,10 @@ def _method_options(command):
 
 def _registered(kind: str) -> str:
     from compressor.methods import METHODS
+    from compressor.runtimes import RUNTIMES
     from compressor.tasks import TASKS
 
-    return ", ".join({"method": METHODS, "task": TASKS}[kind].names())
+    return ", ".join({"method": METHODS, "task": TASKS, "runtime": RUNTIMES}[kind].names())
 
 
 @main.command(cls=_Command, name="run")
@@ -245,6 +246,7 @@ def _registered(kind: str) -> str:
 @click.option("--dynamic-batch", is_flag=True,
               help="Declare the exported model's batch dimension symbolic (refused when the batch is baked into the graph).")
 @click.option("--latency-runs", type=int, default=30, show_default=True)
+@click.option("--runtime", default="onnxruntime-cpu", show_default=True, help=f"Runtime the latency is measured in: {_registered('runtime')}.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @_method_options
 def run(model: Path, input_shape, overrides, exclude, quiet, method_option, **options):

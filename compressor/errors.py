@@ -37,3 +37,7 @@ class DataError(CompressorError):
 
 class ConfigError(CompressorError):
     """Options that contradict each other or the model (bad sparsity, unknown method, ...)."""
+
+
+class InferenceError(CompressorError):
+    """An inference runtime refused to load or run a model; the message is its cause, on one line."""

@@ -13,11 +13,11 @@ import torch
 from onnx import numpy_helper
 
 from compressor import compress
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 from deploy.zoo.export import export_reference
 from deploy.zoo.mnist import load_mnist_split, mnist_path
 from deploy.zoo.models.lenet import LeNet5
 from deploy.zoo.training import train_classifier
-from exporters.parity import onnxruntime_session
 
 MNIST = mnist_path()
 pytestmark = [

@@ -13,9 +13,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compressor.errors import ExportError
 from compressor.onnx_import import load_onnx, load_onnx_proto
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
+from compressor.runtimes.ort_errors import ort_error_message
 from exporters import export_onnx, stored_tensors
-from exporters.ort_errors import ort_error_message
-from exporters.parity import onnxruntime_session
 from onnx_builders import conv_gemm_model
 
 LIGHT_DIR = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"

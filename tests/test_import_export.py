@@ -9,8 +9,8 @@ import torch
 from onnx import numpy_helper
 
 from compressor.onnx_import import load_onnx, load_onnx_proto
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 from exporters import export_onnx
-from exporters.parity import onnxruntime_session
 from onnx_builders import conv_gemm_model
 
 

@@ -1,4 +1,4 @@
-"""deploy.latency: onnxruntime CPU timing, interleaved, with percentile statistics."""
+"""compressor.runtimes.latency: timing in a runtime (onnxruntime on the CPU here), interleaved, with percentile statistics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compressor.errors import CompressorError
-from deploy.latency import LatencyStats, measure_onnxruntime_latency, run_interleaved, speedup
+from compressor.runtimes.latency import LatencyStats, measure_latency, run_interleaved, speedup
 
 WIDTH = 256
 BATCH = 64
@@ -55,7 +55,7 @@ def _feeds():
 
 
 def test_bigger_model_is_slower_and_stats_are_ordered(two_models):
-    stats = measure_onnxruntime_latency(two_models, _feeds(), warmup=3, runs=30, threads=1, max_seconds=None)
+    stats = measure_latency(two_models, _feeds(), warmup=3, runs=30, threads=1, max_seconds=None)
     assert set(stats) == {"big", "small"}
     big, small = stats["big"], stats["small"]
     assert big.p50_ms > 3 * small.p50_ms  # ~50 MFLOP against a copy
@@ -68,7 +68,7 @@ def test_bigger_model_is_slower_and_stats_are_ordered(two_models):
 
 
 def test_time_budget_keeps_the_minimum_runs(two_models):
-    stats = measure_onnxruntime_latency(two_models, _feeds(), warmup=1, runs=1000, threads=1, max_seconds=0.0)
+    stats = measure_latency(two_models, _feeds(), warmup=1, runs=1000, threads=1, max_seconds=0.0)
     assert stats["big"].runs == stats["small"].runs == 5
 
 
@@ -107,12 +107,12 @@ def test_stats_from_known_samples():
 
 def test_bad_arguments(two_models, tmp_path):
     with pytest.raises(CompressorError, match=r"needs inputs \['x'\]"):
-        measure_onnxruntime_latency(two_models, {"other": np.zeros((1, WIDTH), np.float32)}, max_seconds=None)
+        measure_latency(two_models, {"other": np.zeros((1, WIDTH), np.float32)}, max_seconds=None)
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     with pytest.raises(CompressorError, match="cannot load"):
-        measure_onnxruntime_latency({"junk": junk}, _feeds())
+        measure_latency({"junk": junk}, _feeds())
     with pytest.raises(CompressorError, match="cannot run"):  # wrong width for the MatMul
-        measure_onnxruntime_latency({"big": two_models["big"]}, {"x": np.zeros((1, 3), np.float32)}, warmup=1)
+        measure_latency({"big": two_models["big"]}, {"x": np.zeros((1, 3), np.float32)}, warmup=1)
     with pytest.raises(ValueError):
         run_interleaved({"a": lambda: None}, runs=0)

@@ -76,7 +76,7 @@ def test_protected_layers_keep_box_sizes_on_a_real_photo(yolo_path, spec, capsys
 
 def _boxes_on(path, image: torch.Tensor) -> torch.Tensor:
     """The file's output on `image`, run by onnxruntime: [4+C, anchors], rows cx, cy, w, h, classes."""
-    from exporters.parity import onnxruntime_session
+    from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 
     session = onnxruntime_session(path)
     return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: image.numpy()})[0][0])

@@ -16,7 +16,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from compressor.onnx_import import load_onnx_proto
-from exporters.parity import onnxruntime_session
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 
 F, I64, B = np.float32, np.int64, np.bool_
 _ONNX_TYPE = {np.dtype(F): TensorProto.FLOAT, np.dtype(I64): TensorProto.INT64, np.dtype(B): TensorProto.BOOL}

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from compressor.onnx_import import load_onnx
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 from exporters import export_onnx
-from exporters.parity import onnxruntime_session, relative_error
+from exporters.parity import relative_error
 
 MODELS = ["resnet18", "yolo-tiny", "ufld-tiny"]
 VARIANTS = [("torchscript", 13), ("torchscript", 17), ("dynamo", 18), ("dynamo", 20)]

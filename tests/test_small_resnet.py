@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from compressor.onnx_import import load_onnx
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 from deploy.zoo.export import export_reference
 from deploy.zoo.models import REFERENCE_MODELS
 from deploy.zoo.models.small_resnet import SmallResNet
-from exporters.parity import onnxruntime_session
 
 INPUT_SHAPE = (1, 1, 28, 28)
 

@@ -17,8 +17,8 @@ from compressor.errors import ExportError, UnsupportedModelError
 from compressor.inspection import inspect_module
 from compressor.onnx_import import load_onnx, load_onnx_proto
 from compressor.onnx_import.registry import lookup
+from compressor.runtimes.onnxruntime_cpu import onnxruntime_session
 from exporters import check_parity, export_onnx
-from exporters.parity import onnxruntime_session
 
 ROOT = Path(__file__).resolve().parents[1]
 BOXES = 64  # one box per position of the 8x8 feature map

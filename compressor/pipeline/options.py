@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..methods import METHODS
+from ..runtimes import RUNTIMES
+from ..tasks import TASKS
 from ..sensitivity import DEFAULT_MAX_RELATIVE_L2
 
 
@@ -147,5 +150,8 @@ class CompressOptions:
             raise ConfigError(f"--error-budget must be 0 (off) or more, got {plan.error_budget}")
         if plan.scope not in ("layer", "global"):
             raise ConfigError(f"--scope must be layer or global, got {plan.scope!r}")
+        RUNTIMES.get(self.measure.runtime)  # an unknown runtime fails here, not after the training
+        TASKS.get(self.source.task) if self.source.task != "auto" else None
+        METHODS.get(self.method)
         if self.measure.latency_runs < 1:
             raise ConfigError(f"--latency-runs must be at least 1, got {self.measure.latency_runs}")

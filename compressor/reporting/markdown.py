@@ -103,9 +103,11 @@ def _summary(report: Mapping) -> str:
     latency = report.get("latency_ms") or {}
     dense_l, comp_l = latency.get("dense") or {}, latency.get("compressed") or {}
     if dense_l or comp_l:
-        rows.append(("latency p50 (CPU)", fmt.milliseconds(dense_l.get("p50_ms")), fmt.milliseconds(comp_l.get("p50_ms")),
+        where = _device_kind(latency)
+        where = f" ({where})" if where else ""
+        rows.append((f"latency p50{where}", fmt.milliseconds(dense_l.get("p50_ms")), fmt.milliseconds(comp_l.get("p50_ms")),
                      _speedup_text(latency.get("speedup"))))
-        rows.append(("latency p90 (CPU)", fmt.milliseconds(dense_l.get("p90_ms")), fmt.milliseconds(comp_l.get("p90_ms")), ""))
+        rows.append((f"latency p90{where}", fmt.milliseconds(dense_l.get("p90_ms")), fmt.milliseconds(comp_l.get("p90_ms")), ""))
     if not rows:
         return ""
 
@@ -130,7 +132,8 @@ def _latency(report: Mapping) -> str:
     if not stats:
         return ""
     first = stats[0][1]
-    context = ["host wall time of one onnxruntime `run` call"]
+    runtime = f"{latency['runtime']} " if latency.get("runtime") else ""
+    context = [f"host wall time of one {runtime}`run` call"]
     if first.get("batch") is not None:
         context.append(f"batch {first['batch']}")
     context.append("dense and compressed timed interleaved, after warm-up")
@@ -282,6 +285,12 @@ def _outputs(report: Mapping, plots: set[str]) -> str:
     if extra:
         lines.append("- figures beside this report: " + ", ".join(f"`{p}`" for p in extra))
     return "## Outputs\n\n" + "\n".join(lines) if lines else ""
+
+
+def _device_kind(latency: Mapping) -> str:
+    """'CPU' from a device label such as 'CPU (Intel Xeon ..., onnxruntime 1.31.1, 4 threads)'; else the runtime's name."""
+    device = str(latency.get("device") or "").split(" (", 1)[0].strip()
+    return device or str(latency.get("runtime") or "")
 
 
 def _speedup_text(value) -> str:

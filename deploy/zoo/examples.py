@@ -101,11 +101,10 @@ def digits_split(
 
 def onnx_accuracy(path: str | os.PathLike, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy of the ONNX classifier at ``path`` in onnxruntime (CPU)."""
-    import onnxruntime as ort
+    from compressor.runtimes import get_runtime
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    logits = session.run(None, {name: x.numpy()})[0]
+    session = get_runtime("onnxruntime-cpu").open(path)
+    logits = session.run({session.input_names[0]: x.numpy()})[0]
     return float((logits.argmax(axis=1) == y.numpy()).mean())
 
 

@@ -1,9 +1,10 @@
-"""CPU latency of ONNX files in onnxruntime, measured side by side.
+"""Latency of ONNX files in a runtime, measured side by side.
 
 Dense and compressed models are timed in one interleaved loop (a, b, a, b, ...) so that machine
 noise (frequency scaling, other processes) hits every model alike, and the figures are quoted as
 percentiles and a ratio of medians, never as a FLOP count (landscape.md §2, lesson 1). Each figure
-is host wall time of one ``session.run`` at the batch of the feeds.
+is host wall time of one ``session.run`` at the batch of the feeds, in the runtime named (by default
+onnxruntime on the CPU).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.errors import CompressorError, first_line
+from ..errors import CompressorError, InferenceError
+from .base import Runtime, RuntimeSession, get_runtime
 
 MIN_RUNS = 5  # the time budget never cuts a model below this many timed runs
+DEFAULT_RUNTIME = "onnxruntime-cpu"
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class LatencyStats:
     min_ms: float
     max_ms: float
     runs: int
-    threads: int | None  # intra-op threads asked for; None: onnxruntime's default (one per physical core)
+    threads: int | None  # intra-op threads asked for; None: the runtime's default (onnxruntime: one per physical core)
     batch: int | None  # first dimension of the first feed; None for a scalar feed
 
     @classmethod
@@ -93,66 +96,60 @@ def run_interleaved(
     return samples
 
 
-def onnxruntime_cpu_session(path: Path, threads: int | None = None):
-    """A CPU session with every graph optimisation on, as a deployment would use."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: ORT warns about every unused initializer
-    if threads is not None:
-        options.intra_op_num_threads = int(threads)
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise CompressorError(f"onnxruntime cannot load {path}: {first_line(exc)}") from None
-
-
-def measure_onnxruntime_latency(
+def measure_latency(
     models: Mapping[str, Path],
     feeds: Mapping[str, np.ndarray],
     *,
+    runtime: str = DEFAULT_RUNTIME,
     warmup: int = 5,
     runs: int = 30,
     threads: int | None = None,
     max_seconds: float | None = 20.0,
 ) -> dict[str, LatencyStats]:
-    """Time each ONNX file on the same feeds, interleaved; one ``LatencyStats`` per model name.
+    """Time each ONNX file on the same feeds, interleaved, in the runtime registered as ``runtime``
+    with ``threads`` intra-op threads; one ``LatencyStats`` per model name.
 
     Each model gets the feeds its graph declares as inputs (extra feeds are ignored, a missing one
     is an error). See :func:`run_interleaved` for warm-up and the time budget.
     """
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    engine = get_runtime(runtime, threads=threads)
     runners: dict[str, Callable[[], object]] = {}
     for name, path in models.items():
-        session = onnxruntime_cpu_session(Path(path), threads)
-        wanted = [i.name for i in session.get_inputs()]
+        session = _open(engine, Path(path))
+        wanted = session.input_names
         missing = [n for n in wanted if n not in feeds]
         if missing:
             raise CompressorError(f"latency: {path} needs inputs {missing}, got feeds {sorted(feeds)}")
         model_feeds = {n: feeds[n] for n in wanted}
-        runners[name] = _runner(session, model_feeds, path)
+        runners[name] = _runner(engine, session, model_feeds, path)
     samples = run_interleaved(runners, warmup=warmup, runs=runs, max_seconds=max_seconds)
     batch = _batch_of(feeds)
     return {name: LatencyStats.from_samples(s, threads, batch) for name, s in samples.items()}
 
 
-def device_description(threads: int | None = None) -> str:
-    """E.g. ``CPU (Intel Xeon ..., onnxruntime 1.31.1, 4 threads)``, for the report's latency label."""
-    import onnxruntime as ort
+def device_label(description: Mapping) -> str:
+    """A runtime's ``describe()`` in words for the report's latency label, e.g.
+    ``CPU (Intel Xeon ..., onnxruntime 1.31.1, 4 threads)``."""
+    threads = description.get("threads")
+    details = [description.get("device_name") or ""]
+    details += [f"{library} {version}" for library, version in (description.get("versions") or {}).items()]
+    details.append(f"{threads} threads" if threads else "default threads")
+    return f"{description['device']} ({', '.join(d for d in details if d)})"
 
-    cpu = _cpu_name()
-    thread_text = f"{threads} threads" if threads else "default threads"
-    return f"CPU ({cpu + ', ' if cpu else ''}onnxruntime {ort.__version__}, {thread_text})"
+
+def _open(runtime: Runtime, path: Path) -> RuntimeSession:
+    try:
+        return runtime.open(path)
+    except InferenceError as exc:
+        raise InferenceError(f"{runtime.name} cannot load {path}: {exc}") from None
 
 
-def _runner(session, model_feeds: dict[str, np.ndarray], path) -> Callable[[], object]:
+def _runner(runtime: Runtime, session: RuntimeSession, model_feeds: dict[str, np.ndarray], path) -> Callable[[], object]:
     def run():
         try:
-            return session.run(None, model_feeds)
-        except Exception as exc:
-            raise CompressorError(f"onnxruntime cannot run {path}: {first_line(exc)}") from None
+            return session.run(model_feeds)
+        except InferenceError as exc:
+            raise InferenceError(f"{runtime.name} cannot run {path}: {exc}") from None
 
     return run
 
@@ -162,16 +159,3 @@ def _batch_of(feeds: Mapping[str, np.ndarray]) -> int | None:
         shape = np.shape(array)
         return int(shape[0]) if shape else None
     return None
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor()

@@ -1,0 +1,81 @@
+"""onnxruntime on the CPU, registered as "onnxruntime-cpu": the one place that makes an
+`onnxruntime.InferenceSession`.
+
+Sessions run with every graph optimisation on, as a deployment would.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from ..errors import InferenceError
+from .base import RUNTIMES, ModelSource, Runtime, RuntimeSession
+from .ort_errors import ort_error_message
+
+
+def onnxruntime_session(source, threads: int | None = None) -> ort.InferenceSession:
+    """The bare onnxruntime session for a file path or serialised bytes; onnxruntime's own exceptions."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: ORT warns about every unused initializer
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
+                                providers=["CPUExecutionProvider"])
+
+
+@RUNTIMES.register("onnxruntime-cpu")
+class OnnxruntimeCPU(Runtime):
+    def open(self, model: ModelSource) -> RuntimeSession:
+        copy = None
+        try:
+            source = model
+            if isinstance(model, onnx.ModelProto):
+                if model.ByteSize() <= onnx.checker.MAXIMUM_PROTOBUF:
+                    source = model.SerializeToString()
+                else:  # protobuf cannot serialise past 2 GiB: through a file with external data
+                    copy = tempfile.TemporaryDirectory()
+                    source = Path(copy.name) / "model.onnx"
+                    onnx.save_model(model, str(source), save_as_external_data=True, location="model.onnx.data")
+            return _Session(onnxruntime_session(source, self.threads), copy)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            if copy is not None:
+                copy.cleanup()
+            raise InferenceError(ort_error_message(exc)) from None
+
+    def describe(self) -> dict:
+        return {"device": "CPU", "device_name": cpu_name(), "versions": {"onnxruntime": ort.__version__},
+                "threads": self.threads}
+
+
+class _Session(RuntimeSession):
+    def __init__(self, session: ort.InferenceSession, copy: tempfile.TemporaryDirectory | None = None):
+        self._session = session
+        self._copy = copy  # the temporary file a large ModelProto was loaded from: removed with the session
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+        try:
+            return self._session.run(None if outputs is None else list(outputs), feeds)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise InferenceError(ort_error_message(exc)) from None
+
+
+def cpu_name() -> str:
+    """The processor's model name, e.g. 'Intel(R) Xeon(R) ...'; '' when the platform does not say."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
