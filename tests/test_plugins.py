@@ -1,7 +1,7 @@
-"""The seams: a method, a task and a stage defined here, in the test, are registered and run by the
-real pipeline without any change to the package: each is one class or function plus a
-registration. (Toy patterns and runtimes: see test_pattern_plugins.py and test_runtimes.py; the
-last test here runs all four kinds together.)"""
+"""The seams: a method, a pattern, a task, a runtime and a stage defined here, in the test, are
+registered and run by the real pipeline without any change to the package: each is one class or
+function plus a registration. The first test runs a toy of each of the four plug-in kinds in one
+pipeline run."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from compressor.methods import METHODS, Method, MethodResult, MetricsAfterPrunin
 from compressor.methods.magnitude import prune_to_plan
 from compressor.objectives import MetricSpec, Objective
 from compressor.pipeline import DEFAULT_STAGES, STAGES, insert_stage
+from compressor.runtimes import RUNTIMES, Runtime, RuntimeSession, get_runtime
+from compressor.sparsity import PATTERNS, Pattern, keep_count, top_k_mask
 from compressor.tasks import TASKS, Task
 from compressor.training import MaskSet
 
@@ -95,6 +97,44 @@ class MeanAbsErrorTask(Task):
         return MeanAbsError()
 
 
+@dataclass(frozen=True)
+class Pairs(Pattern):
+    """Toy pattern: pairs of consecutive entries, kept or pruned whole by their L2 norm."""
+
+    def eligible(self, info):
+        return None if info.numel % 2 == 0 else "an odd number of entries"
+
+    def density(self, sparsity, info=None):
+        return 1.0 - sparsity if info is None else keep_count(info.numel // 2, sparsity) / (info.numel // 2)
+
+    def _mask(self, weight, info, sparsity):
+        pairs = weight.reshape(-1, 2)
+        kept = top_k_mask(torch.linalg.vector_norm(pairs, dim=1), keep_count(pairs.shape[0], sparsity))
+        return kept[:, None].expand_as(pairs).reshape(weight.shape)
+
+
+class Tally(Runtime):
+    """Toy runtime: onnxruntime on the CPU underneath, counting the runs it is asked for."""
+
+    runs = 0
+
+    def open(self, model):
+        inner = get_runtime("onnxruntime-cpu", threads=self.threads).open(model)
+        return TallySession(inner)
+
+    def describe(self):
+        return {"device": "Tally board", "device_name": "", "versions": {"tally": "1"}, "threads": self.threads}
+
+
+class TallySession(RuntimeSession):
+    def __init__(self, inner):
+        self.inner, self.input_names, self.output_names = inner, inner.input_names, inner.output_names
+
+    def run(self, feeds, outputs=None):
+        Tally.runs += 1
+        return self.inner.run(feeds, outputs)
+
+
 @dataclass
 class StageNote:
     seen_method: str
@@ -107,6 +147,29 @@ class StageNote:
 def toy_stage(state):
     """A stage inserted after export: reads typed outputs of earlier stages, adds to report.json."""
     return StageNote(state.loaded.method.name, state.exported.report_entries())
+
+
+def test_a_toy_method_pattern_task_and_runtime_run_together(tmp_path):
+    Tally.runs = 0
+    with METHODS.registered("every-other", EveryOther), PATTERNS.registered("pairs", Pairs), \
+            TASKS.registered("mae", MeanAbsErrorTask), RUNTIMES.registered("tally", Tally):
+        report = compress(EXAMPLE, method="every-other", pattern="pairs", task="mae", runtime="tally", sparsity=0.5,
+                          output=tmp_path / "out", **QUIET)
+    assert not any(name in registry for name, registry in
+                   (("every-other", METHODS), ("pairs", PATTERNS), ("mae", TASKS), ("tally", RUNTIMES)))
+    assert report["training"]["method"] == "every-other" and report["task"] == "mae"
+    assert report["metrics"]["compressed"]["mean_abs_error"] > 0
+    assert report["latency_ms"]["runtime"] == "tally" and report["latency_ms"]["device"].startswith("Tally board")
+    assert Tally.runs >= 2 * report["latency_ms"]["dense"]["runs"]  # every timed run went through the toy
+    stored = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "out" / "model.onnx")).graph.initializer}
+    pruned = [layer["name"] for layer in report["layers"] if layer["target"]]
+    assert pruned
+    for name in pruned:  # the toy pattern's zeros: whole pairs, half of them
+        pairs = stored[name].reshape(-1, 2)
+        zero = (pairs == 0).all(axis=1)
+        assert zero.mean() == pytest.approx(0.5, abs=0.01)
+        assert ((pairs == 0).any(axis=1) == zero).mean() > 0.99  # a pair is pruned whole (a weight may be 0 alone)
+    assert "Tally board" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_toy_method_and_task_run_through_the_pipeline(tmp_path):

@@ -108,7 +108,7 @@ class Session:
             if evaluate_epochs and self.val_data is not None and len(self.val_data):
                 record.update({f"val_{k}": v for k, v in self.evaluate(self.module).items()})
             self.trace.append(record)
-            self.log(_describe(record, epochs))
+            self.log(_describe(record, epochs, self.objective))
             self._save(position=(index, epoch + 1), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                        hooks=hooks.state_dict(), masks=masks.state_dict() if masks is not None else None)
         self.results[f"{name}:hooks"] = hooks.state_dict()
@@ -137,10 +137,12 @@ class Session:
         })
 
 
-def _describe(record: dict, epochs: int) -> str:
+def _describe(record: dict, epochs: int, objective: Objective) -> str:
+    """One progress line; fraction metrics (by the objective's metric specs) as percentages."""
     parts = [f"{record['phase']} epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}"]
     for key, value in record.items():
         if key.startswith("val_") and isinstance(value, float):
             label = "val " + key[4:].replace("_", " ")
-            parts.append(f"{label} {value:.2%}" if key[4:] in ("accuracy", "top1_agreement") else f"{label} {value:.4g}")
+            fraction = objective.spec(key[4:]).unit == "fraction"
+            parts.append(f"{label} {value:.2%}" if fraction else f"{label} {value:.4g}")
     return ", ".join(parts)
