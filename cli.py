@@ -196,8 +196,11 @@ def _method_options(command):
 def _registered(kind: str) -> str:
     from compressor.methods import METHODS
     from compressor.runtimes import RUNTIMES
+    from compressor.sparsity.registry import grammar_hint
     from compressor.tasks import TASKS
 
+    if kind == "pattern":
+        return grammar_hint()
     return ", ".join({"method": METHODS, "task": TASKS, "runtime": RUNTIMES}[kind].names())
 
 
@@ -207,7 +210,7 @@ def _registered(kind: str) -> str:
 @click.option("--task", default="auto", show_default=True,
               help=f"What the model does and how it is measured: {_registered('task')}; auto: classification with labels, distillation without.")
 @click.option("--sparsity", type=float, help="Target fraction of zero weights in the pruned layers (default 0.5; olmp finds its own).")
-@click.option("--pattern", default="unstructured", show_default=True, help="unstructured, 2:4 (or N:M), filter, channel, column.")
+@click.option("--pattern", default="unstructured", show_default=True, help=f"Sparsity pattern: {_registered('pattern')}.")
 @click.option("--scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
               help="Unstructured: the same sparsity in every layer, or one threshold across layers.")
 @click.option("--exclude", multiple=True, help="Keep layers dense (ONNX weight or node name, glob; repeatable).")

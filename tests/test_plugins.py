@@ -232,3 +232,22 @@ def test_method_defaults_are_the_methods_own(tmp_path):
     with pytest.raises(ConfigError, match="does not take --schedule"):
         get_method("slr", schedule="gradual")
     assert torch.is_grad_enabled()
+
+
+def test_command_line_method_options_are_the_configs_fields():
+    """Each method option is written once, in its Config: the flags, their help and the defaults
+    the help names are read from there."""
+    from dataclasses import fields
+
+    from compressor.methods.options import method_options
+
+    help_text = " ".join(CliRunner().invoke(main, ["run", "--help"], terminal_width=400).output.split())
+    specs = {spec.flag: spec for spec in method_options()}
+    for name in METHODS.names():
+        for f in fields(METHODS.get(name).Config):
+            if f.metadata.get("help"):
+                flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+                assert name in specs[flag].methods and flag in help_text, (name, flag)
+    assert "slr: Step-size constant M > 1 (default 300)." in help_text
+    assert "admm, slr: Penalty weight rho (default 0.1)." in help_text
+    assert "magnitude: Fine-tuning epochs" in help_text and "(default 3 with training data, 0 without)" in help_text
