@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..methods import METHODS
 from ..runtimes import RUNTIMES
 from ..tasks import TASKS
+from ..tasks.base import AUTO
 from ..sensitivity import DEFAULT_MAX_RELATIVE_L2
 
 
@@ -150,8 +151,10 @@ class CompressOptions:
             raise ConfigError(f"--error-budget must be 0 (off) or more, got {plan.error_budget}")
         if plan.scope not in ("layer", "global"):
             raise ConfigError(f"--scope must be layer or global, got {plan.scope!r}")
-        RUNTIMES.get(self.measure.runtime)  # an unknown runtime fails here, not after the training
-        TASKS.get(self.source.task) if self.source.task != "auto" else None
+        # unknown names fail here, before any work, not after the training
         METHODS.get(self.method)
+        RUNTIMES.get(self.measure.runtime)
+        if self.source.task != AUTO:
+            TASKS.get(self.source.task)
         if self.measure.latency_runs < 1:
             raise ConfigError(f"--latency-runs must be at least 1, got {self.measure.latency_runs}")

@@ -31,8 +31,7 @@ def plan(state: RunState) -> Planned:
 
 
 def _plan(state: RunState) -> Planned:
-    opts, loaded, prepared = state.options.plan, state.loaded, state.prepared
-    module, method = loaded.module, loaded.method
+    opts, module, method = state.options.plan, state.loaded.module, state.loaded.method
     pattern = parse_pattern(opts.pattern)
     keep_ends = opts.keep_ends_dense
     if method.finds_own_sparsity:
@@ -46,15 +45,22 @@ def _plan(state: RunState) -> Planned:
                            overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope, keep_dense=keep_dense)
 
     fixed = find_fixed_weights(module) if opts.keep_fixed else {}
+    layer_plan, protection = _protect(state, make_plan, fixed, pattern)
+    state.notes.extend(layer_plan.notes)
+    return Planned(layer_plan, pattern, None if method.finds_own_sparsity else target, protection)
+
+
+def _protect(state: RunState, make_plan, fixed: dict, pattern):
+    """The plan with the layers that must stay dense left out, and how they were found."""
+    opts, prepared, loaded = state.options.plan, state.prepared, state.loaded
+    module, method = loaded.module, loaded.method
     layer_plan = make_plan(fixed)
     trains = method.requires_data()
     enforce = opts.sensitivity == "on" or (opts.sensitivity == "auto" and not trains)
     budget = opts.error_budget if opts.error_budget is not None else (None if trains else ONE_SHOT_ERROR_BUDGET)
     protection = {"fixed": fixed, "sensitivity": None, "enforced": enforce, "budget": None, "budget_kept": {}}
-    searched = None if method.finds_own_sparsity else target
     if opts.sensitivity == "off" or method.finds_own_sparsity or not layer_plan.targets:
-        state.notes.extend(layer_plan.notes)
-        return Planned(layer_plan, pattern, searched, protection)
+        return layer_plan, protection
 
     # calibration: validation samples, then training samples (a one-shot run has no other use for them)
     pool = [prepared.val_data] + ([prepared.train_data] if prepared.train_data is not None else [])
@@ -69,8 +75,7 @@ def _plan(state: RunState) -> Planned:
         if result.keep_dense():
             state.notes.append(f"Sensitivity (reported only, training follows): {len(result.keep_dense())} layer(s) break an "
                                "output when pruned alone before training; --sensitivity on keeps them dense.")
-        state.notes.extend(layer_plan.notes)
-        return Planned(layer_plan, pattern, searched, protection)
+        return layer_plan, protection
     kept = dict(result.keep_dense())
     budget_kept = result.within_budget(budget) if budget else {}
     protection.update(sensitivity=result.to_dict(), budget=budget, budget_kept=budget_kept)
@@ -79,5 +84,4 @@ def _plan(state: RunState) -> Planned:
         state.log(f"sensitivity: {len(kept)} layer(s) break an output when pruned alone"
                   + (f", {len(budget_kept)} more kept dense for the error budget {budget:g}" if budget_kept else "")
                   + f" ({result.seconds:.1f} s)")
-    state.notes.extend(layer_plan.notes)
-    return Planned(layer_plan, pattern, searched, protection)
+    return layer_plan, protection
