@@ -57,6 +57,7 @@ def main():
       compress MODEL.onnx --method magnitude --sparsity 0.9 --data DATA -o out/
       compress inspect MODEL.onnx
       compress check MODEL.onnx
+      compress engine MODEL.onnx --precision fp16
     """
 
 
@@ -263,6 +264,44 @@ def run(model: Path, input_shape, overrides, exclude, quiet, method_option, **op
                       input_shapes=_input_shapes(input_shape), progress=not quiet,
                       method_options=parse_method_options(method_option, options["method"]), **options)
     click.echo(console_summary(report))
+
+
+@main.command(cls=_Command)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Engine file (default: MODEL with .engine).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp16", show_default=True,
+              help="TensorRT 10: set by builder flags. TensorRT 11: must match the ONNX (FP16 weights; INT8 only with Q/DQ).")
+@click.option("--sparse/--no-sparse", default=None,
+              help="2:4 sparse kernels (SPARSE_WEIGHTS); default: on where the precision allows them.")
+@click.option("--workspace-mb", type=click.IntRange(min=1), help="Builder workspace memory limit in MiB.")
+@click.option("--timing-cache", type=click.Path(path_type=Path), help="Timing cache file, read if present and written back.")
+@click.option("--trtexec", "trtexec", type=click.Path(path_type=Path),
+              help="Build with this trtexec binary (default: the tensorrt package, else trtexec on PATH).")
+@click.option("--input-shape", multiple=True, help="Static input shape, e.g. 1x3x288x800 or NAME:1x3x288x800.")
+@click.option("--max-batch", type=int, default=1, show_default=True,
+              help="A symbolic batch dimension not fixed by --input-shape is built for 1..N, tuned for N.")
+def engine(model: Path, output: Path | None, precision: str, sparse: bool | None, workspace_mb: int | None,
+           timing_cache: Path | None, trtexec: Path | None, input_shape: tuple[str, ...], max_batch: int):
+    """Build a TensorRT engine from MODEL and list the layers that run 2:4 sparse."""
+    from exporters.tensorrt.engine import make_engine
+
+    outcome = make_engine(model, output, precision=precision, sparse=sparse, workspace_mb=workspace_mb,
+                          timing_cache=timing_cache, trtexec=trtexec, input_shapes=_input_shapes(input_shape),
+                          max_batch=max_batch)
+    decision, sparsity = outcome.decision, outcome.sparsity
+    for note in decision.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"engine: {outcome.engine} (TensorRT {decision.version}, {outcome.route}, {decision.precision}, "
+               f"flags: {', '.join(decision.builder_flags) or 'none'})")
+    if decision.sparse:
+        if not sparsity.logged:
+            click.echo("2:4: the build log has no (Sparsity) lines")
+        else:
+            click.echo(f"2:4: {len(sparsity.eligible)} layers eligible, {len(sparsity.picked)} picked sparse kernels")
+            for name in sparsity.picked:
+                click.echo(f"  sparse  {name}")
+            for name in sparsity.ran_dense:
+                click.echo(f"  dense   {name} (eligible; the dense kernel was faster)")
 
 
 if __name__ == "__main__":

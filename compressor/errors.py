@@ -41,3 +41,11 @@ class ConfigError(CompressorError):
 
 class InferenceError(CompressorError):
     """An inference runtime refused to load or run a model; the message is its cause, on one line."""
+
+
+class MissingToolError(CompressorError):
+    """An optional package or program the command needs is not installed; the message names which."""
+
+
+class EngineError(CompressorError):
+    """An inference engine could not be built with the settings asked for (TensorRT refused, or they contradict)."""
