@@ -14,6 +14,7 @@ from compressor.pipeline.stages import register_stage
 from compressor.pipeline.state import Exported, RunState
 
 from .onnx_export import export_onnx
+from .tensorrt import stage as _engine_stage  # noqa: F401 - registers the optional "engine" stage
 
 PARITY_SAMPLES = 8  # the export check runs this many samples (or the model's fixed batch)
 

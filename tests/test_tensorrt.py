@@ -8,10 +8,12 @@ same lines appear verbatim in NVIDIA/TensorRT issues #1403, #2169, #4054), with 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -21,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cli import main
 from compressor.errors import ConfigError, EngineError, MissingToolError
+from compressor.pipeline import DEFAULT_STAGES, compress, insert_stage
 from exporters.tensorrt import (
     ModelFacts, TrtVersion, decide, facts_of, parse_version, profile_shapes, sparsity_from_log,
     summary_from_trtexec, trtexec_argv, version_from_trtexec,
@@ -296,3 +299,32 @@ def test_python_build(tmp_path, monkeypatch):
     assert (tmp_path / "t.cache").stat().st_size > 0
     engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(outcome.engine.read_bytes())
     assert engine is not None and engine.num_io_tensors == 2
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lenet5_digits.onnx"
+QUIET = dict(progress=False, latency_runs=3, log=lambda message: None)
+WITH_ENGINE = insert_stage(DEFAULT_STAGES, "engine", after="export")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in trtexec is a script run through its #! line")
+def test_engine_stage_builds_next_to_the_pruned_onnx(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_trtexec(bin_dir)
+    monkeypatch.setenv("PATH", str(bin_dir))  # found on PATH, as on a Jetson
+    report = compress(EXAMPLE, method="magnitude", sparsity=0.5, epochs=0, output=tmp_path / "out",
+                      stages=WITH_ENGINE, **QUIET)
+    assert (tmp_path / "out" / "model.engine").read_bytes() == b"engine"
+    assert f"--onnx={tmp_path / 'out' / '.partial' / 'model.onnx'}" in (bin_dir / "trtexec.argv").read_text().splitlines()
+    entry = report["engine"]
+    assert entry["tensorrt"] == "10.3.0" and entry["route"] == "trtexec" and entry["builder_flags"] == ["FP16", "SPARSE_WEIGHTS"]
+    assert entry["sparse_picked"] == ["/layer4/conv2/Conv"] and entry["sparse_ran_dense"][-1] == "/fc/Gemm"
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert saved["engine"] == entry
+
+
+def test_engine_stage_without_tensorrt_fails_the_run_cleanly(no_tensorrt, tmp_path):
+    with pytest.raises(MissingToolError, match="`tensorrt` is not installed and the `trtexec` binary"):
+        compress(EXAMPLE, method="magnitude", sparsity=0.5, epochs=0, output=tmp_path / "out", stages=WITH_ENGINE, **QUIET)
+    assert not (tmp_path / "out" / "model.onnx").exists() and not (tmp_path / "out" / "model.engine").exists()

@@ -62,7 +62,10 @@ def make_engine(onnx: Path, engine: Path | None = None, *, precision: str = "fp1
     # trtexec writes the engine itself; a temporary name keeps a failed build from leaving half a file
     partial = engine.with_name(f".{engine.name}.partial")
     engine.parent.mkdir(parents=True, exist_ok=True)
-    ran = run_trtexec(trtexec_argv(binary, onnx, partial, decision, profiles=profiles,
-                                   workspace_mb=workspace_mb, timing_cache=timing_cache))
-    partial.replace(engine)
+    try:
+        ran = run_trtexec(trtexec_argv(binary, onnx, partial, decision, profiles=profiles,
+                                       workspace_mb=workspace_mb, timing_cache=timing_cache))
+        partial.replace(engine)
+    finally:
+        partial.unlink(missing_ok=True)
     return EngineOutcome(engine, route, decision, ran.sparsity, ran.summary)

@@ -1,0 +1,40 @@
+"""The pipeline's `engine` stage: a TensorRT engine built from the exported ONNX, next to it in the
+run's output, with the layers that went 2:4 sparse in report.json.
+
+Not in the default order (most machines have no TensorRT); a run asks for it with
+`insert_stage(DEFAULT_STAGES, "engine", after="export")`. It builds with the exporter's defaults
+(FP16, 2:4 kernels where the precision allows, whichever of the package or trtexec is installed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compressor.pipeline.stages import register_stage
+from compressor.pipeline.state import RunState
+
+from .engine import EngineOutcome, make_engine
+
+ENGINE_FILE = "model.engine"
+
+
+@dataclass
+class EngineBuilt:
+    outcome: EngineOutcome
+
+    def report_entries(self) -> dict:
+        o, d, s = self.outcome, self.outcome.decision, self.outcome.sparsity
+        return {"engine": {
+            "file": o.engine.name, "tensorrt": str(d.version), "route": o.route, "precision": d.precision,
+            "builder_flags": list(d.builder_flags), "sparse_requested": d.sparse, "sparsity_logged": s.logged,
+            "sparse_eligible": list(s.eligible), "sparse_picked": list(s.picked), "sparse_ran_dense": list(s.ran_dense),
+        }}
+
+
+@register_stage("engine")
+def engine(state: RunState) -> EngineBuilt:
+    # the export stage left the checked ONNX in the staging folder; the engine joins it there and
+    # moves into the output folder with it, only if the whole run succeeds
+    outcome = state.timed("engine_s", lambda: make_engine(state.staging / "model.onnx", state.staging / ENGINE_FILE))
+    state.notes.extend(f"Engine: {note}." for note in outcome.decision.notes)
+    return EngineBuilt(outcome)
