@@ -102,6 +102,8 @@ def test_trt11_takes_precision_from_the_onnx_types():
     # fp32 asked for, FP16 file: the file decides, and says so
     relabelled = decide(TRT11, "fp32", FP16)
     assert relabelled.precision == "fp16" and any("float16 weights" in n for n in relabelled.notes)
+    quantized = decide(TRT11, "fp32", QDQ)
+    assert quantized.precision == "int8" and quantized.sparse and any("Q/DQ nodes" in n for n in quantized.notes)
     plain = decide(TRT11, "fp32", FP32)
     assert plain.builder_flags == () and not plain.sparse
     with pytest.raises(EngineError, match="need float16 weights in the ONNX or Q/DQ INT8"):

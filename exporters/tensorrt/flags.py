@@ -74,7 +74,10 @@ def _strongly_typed(version: TrtVersion, precision: str, facts: ModelFacts, spar
     if precision == "fp16" and weights != "float16":
         raise EngineError(f"FP16 on TensorRT {version} needs an ONNX with float16 weights (this one has {weights}): "
                           f"{_AUTOCAST}")
-    if precision == "fp32" and weights == "float16":
+    if precision == "fp32" and facts.has_qdq:
+        notes.append("the ONNX has Q/DQ nodes, so those layers compute in INT8 whatever --precision says")
+        precision = "int8"
+    elif precision == "fp32" and weights == "float16":
         notes.append("the ONNX holds float16 weights, so the engine computes in FP16 whatever --precision says")
         precision = "fp16"
     low_precision = precision in ("fp16", "int8")
