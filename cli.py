@@ -280,14 +280,16 @@ def run(model: Path, input_shape, overrides, exclude, quiet, method_option, **op
 @click.option("--input-shape", multiple=True, help="Static input shape, e.g. 1x3x288x800 or NAME:1x3x288x800.")
 @click.option("--max-batch", type=int, default=1, show_default=True,
               help="A symbolic batch dimension not fixed by --input-shape is built for 1..N, tuned for N.")
+@click.option("--measure", is_flag=True, help="trtexec only: time the engine after the build and print its summary.")
 def engine(model: Path, output: Path | None, precision: str, sparse: bool | None, workspace_mb: int | None,
-           timing_cache: Path | None, trtexec: Path | None, input_shape: tuple[str, ...], max_batch: int):
+           timing_cache: Path | None, trtexec: Path | None, input_shape: tuple[str, ...], max_batch: int,
+           measure: bool):
     """Build a TensorRT engine from MODEL and list the layers that run 2:4 sparse."""
     from exporters.tensorrt.engine import make_engine
 
     outcome = make_engine(model, output, precision=precision, sparse=sparse, workspace_mb=workspace_mb,
                           timing_cache=timing_cache, trtexec=trtexec, input_shapes=_input_shapes(input_shape),
-                          max_batch=max_batch)
+                          max_batch=max_batch, measure=measure)
     decision, sparsity = outcome.decision, outcome.sparsity
     for note in decision.notes:
         click.echo(f"note: {note}", err=True)
@@ -302,6 +304,22 @@ def engine(model: Path, output: Path | None, precision: str, sparse: bool | None
                 click.echo(f"  sparse  {name}")
             for name in sparsity.ran_dense:
                 click.echo(f"  dense   {name} (eligible; the dense kernel was faster)")
+    summary = outcome.summary
+    if measure and summary is None:
+        click.echo("trtexec printed no performance summary")
+    elif summary is not None:
+        # trtexec's own numbers (deploy.md §4): one run, no interval; `compress bench` compares models
+        for name in ("Latency", "GPU Compute Time", "Enqueue Time"):
+            if name in summary.stats:
+                t = summary.stats[name]
+                tails = ", ".join(f"p{p:g} {v:.3f}" for p, v in sorted(t.percentiles.items()))
+                label = "host latency" if name == "Latency" else name.lower()
+                click.echo(f"{label}: median {t.median:.3f} ms, mean {t.mean:.3f}, min {t.min:.3f}, max {t.max:.3f}"
+                           + (f", {tails}" if tails else "") + " (ms)")
+        if summary.throughput_qps is not None:
+            click.echo(f"throughput: {summary.throughput_qps:.1f} inferences/s")
+        if summary.host_bound:
+            click.echo("note: enqueue is slower than the GPU compute: the run was host-bound")
 
 
 if __name__ == "__main__":

@@ -240,6 +240,8 @@ if any(a.startswith("--onnx=") and "broken" in a for a in sys.argv):
 engine = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--saveEngine="))
 pathlib.Path(engine).write_bytes(b"engine")
 print(open(sys.argv[0] + ".log").read())
+if "--skipInference" not in sys.argv:
+    print(open(sys.argv[0] + ".summary").read())
 '''
 
 
@@ -249,6 +251,7 @@ def fake_trtexec(directory):
     path.write_text(f"#!{sys.executable}\n" + FAKE_TRTEXEC)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     (directory / "trtexec.log").write_text(TRTEXEC_BUILD_LOG)
+    (directory / "trtexec.summary").write_text(TRTEXEC_SUMMARY)
     return path
 
 
@@ -275,6 +278,24 @@ def test_engine_through_trtexec(no_tensorrt, tmp_path):
     assert failed.exit_code == 2
     assert failed.output.strip() == "error: trtexec failed (exit 1): [TRT] ModelImporter.cpp:949: ERROR: input: broken"
     assert not (tmp_path / "broken.engine").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in trtexec is a script run through its #! line")
+def test_engine_measure_prints_trtexecs_summary(no_tensorrt, tmp_path, monkeypatch):
+    binary = fake_trtexec(tmp_path)
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_model(), str(model))
+    result = CliRunner().invoke(main, ["engine", str(model), "--trtexec", str(binary), "--measure", "--no-sparse"])
+    assert result.exit_code == 0, result.output
+    assert "--skipInference" not in (tmp_path / "trtexec.argv").read_text().splitlines()
+    assert "flags: FP16)" in result.output and "2:4" not in result.output
+    assert "host latency: median 2.029 ms, mean 2.055, min 1.820, max 3.184, p90 2.100, p95 2.200, p99 2.298 (ms)" in result.output
+    assert "gpu compute time: median 1.580 ms" in result.output and "throughput: 501.6 inferences/s" in result.output
+    assert "host-bound" not in result.output
+    # the package's route has no trtexec to time with
+    monkeypatch.setattr("exporters.tensorrt.engine.import_tensorrt", lambda: None)  # as if installed
+    with pytest.raises(ConfigError, match="--measure times the engine with trtexec"):
+        make_engine(model, measure=True)
 
 
 def test_engine_refusal_is_one_line(no_tensorrt, tmp_path):

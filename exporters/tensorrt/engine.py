@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from compressor.errors import MissingToolError
+from compressor.errors import ConfigError, MissingToolError
 
 from .build import build_engine, import_tensorrt, tensorrt_version
 from .flags import BuildDecision, decide
@@ -47,12 +47,15 @@ def choose_route(trtexec: str | Path | None = None) -> tuple[str, Path | None]:
 def make_engine(onnx: Path, engine: Path | None = None, *, precision: str = "fp16", sparse: bool | None = None,
                 workspace_mb: int | None = None, timing_cache: Path | None = None,
                 trtexec: str | Path | None = None, input_shapes: dict[str, list[int]] | None = None,
-                max_batch: int = 1) -> EngineOutcome:
+                max_batch: int = 1, measure: bool = False) -> EngineOutcome:
+    """`measure`: let trtexec time the engine after building it (its summary in the outcome)."""
     onnx = Path(onnx)
     facts = read_facts(onnx)
     profiles = profile_shapes(facts.inputs, input_shapes, max_batch)
     engine = Path(engine) if engine is not None else onnx.with_suffix(ENGINE_SUFFIX)
     route, binary = choose_route(trtexec)
+    if measure and route != "trtexec":
+        raise ConfigError("--measure times the engine with trtexec: pass --trtexec PATH")
     if route == "python":
         decision = decide(tensorrt_version(), precision, facts, sparse)
         built = build_engine(onnx, engine, decision, profiles=profiles, workspace_mb=workspace_mb,
@@ -64,7 +67,8 @@ def make_engine(onnx: Path, engine: Path | None = None, *, precision: str = "fp1
     engine.parent.mkdir(parents=True, exist_ok=True)
     try:
         ran = run_trtexec(trtexec_argv(binary, onnx, partial, decision, profiles=profiles,
-                                       workspace_mb=workspace_mb, timing_cache=timing_cache))
+                                       workspace_mb=workspace_mb, timing_cache=timing_cache,
+                                       measure=measure))
         partial.replace(engine)
     finally:
         partial.unlink(missing_ok=True)
