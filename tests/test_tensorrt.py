@@ -226,6 +226,10 @@ def test_engine_without_tensorrt_names_what_is_missing(no_tensorrt, tmp_path):
     assert "the `trtexec` binary is not on PATH" in lines[0]
     with pytest.raises(MissingToolError, match="--trtexec .*no such file"):
         choose_route(tmp_path / "nowhere" / "trtexec")
+    not_executable = tmp_path / "trtexec"
+    not_executable.write_text("#!/bin/sh\n")
+    denied = CliRunner().invoke(main, ["engine", str(model), "--trtexec", str(not_executable)])
+    assert denied.exit_code == 2 and denied.output == f"error: cannot run {not_executable}: Permission denied\n"
 
 
 FAKE_TRTEXEC = '''\

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 _ELIGIBLE = re.compile(r"\(Sparsity\) Layers eligible for sparse math:(.*)$")
 _PICKED = re.compile(r"\(Sparsity\) TRT inference plan picked sparse implementation for layers:(.*)$")
 _THROUGHPUT = re.compile(r"\bThroughput:\s*([\d.eE+-]+)\s*qps")
-_STATS = re.compile(r"\]?\s*(Latency|Host Latency|Enqueue Time|H2D Latency|GPU Compute Time|D2H Latency):\s*"
+_STATS = re.compile(r"(Latency|Host Latency|Enqueue Time|H2D Latency|GPU Compute Time|D2H Latency):\s*"
                     r"(min\s*=.*)$")
 _FIELD = re.compile(r"(min|max|mean|median|percentile\((\d+(?:\.\d+)?)%\))\s*=\s*([\d.eE+-]+)\s*ms")
 _TOTAL = re.compile(r"(Total Host Walltime|Total GPU Compute Time):\s*([\d.eE+-]+)\s*s\b")

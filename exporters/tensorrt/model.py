@@ -7,6 +7,7 @@ from exactly these types, so the build settings are decided from them (flags.py)
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ def facts_of(model: onnx.ModelProto) -> ModelFacts:
     counts = Counter()
     for tensor in graph.initializer:
         if tensor.data_type in _FLOAT_NAMES:
-            counts[_FLOAT_NAMES[tensor.data_type]] += max(1, _size(tensor.dims))
+            counts[_FLOAT_NAMES[tensor.data_type]] += max(1, math.prod(tensor.dims))
     initialized = {t.name for t in graph.initializer}
     inputs = {}
     for value in graph.input:
@@ -60,9 +61,3 @@ def read_facts(path: Path) -> ModelFacts:
         raise ModelLoadError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     return facts_of(model)
 
-
-def _size(dims) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n

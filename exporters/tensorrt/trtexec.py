@@ -34,7 +34,12 @@ def find_trtexec(path: str | Path | None = None) -> Path:
 
 def trtexec_version(binary: Path) -> TrtVersion:
     # every start prints the banner with the version, --help included, without touching a GPU
-    done = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:  # not executable, wrong architecture, ...
+        raise MissingToolError(f"cannot run {binary}: {exc.strerror or type(exc).__name__}") from None
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"{binary} --help did not answer within 60 s") from None
     return version_from_trtexec(done.stdout + done.stderr)
 
 
