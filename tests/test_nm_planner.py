@@ -117,3 +117,15 @@ def test_auto_plan_with_unstructured_is_one_line(tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert lines == ["error: --plan auto plans N:M sparsity (e.g. --pattern 2:4), not pattern 'unstructured'"]
+
+
+def test_cli_defaults_are_the_options_defaults_and_old_checkpoints_stay_resumable():
+    from cli import run
+    from compressor.pipeline.options import CompressOptions, PlanOptions
+
+    defaults = {p.name: p.default for p in run.params}
+    for name in ("plan", "plan_min_channels", "plan_channel_multiple", "plan_min_params"):
+        assert defaults[name] == getattr(PlanOptions(), name), name
+    # at their defaults the new options are left out of the fingerprint a checkpoint is matched against
+    assert not any(key.startswith("plan") for key in CompressOptions().fingerprint("sha"))
+    assert CompressOptions.from_keywords(pattern="2:4", plan="auto").fingerprint("sha")["plan"] == "auto"
