@@ -214,6 +214,15 @@ def _registered(kind: str) -> str:
 @click.option("--pattern", default="unstructured", show_default=True, help=f"Sparsity pattern: {_registered('pattern')}.")
 @click.option("--scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
               help="Unstructured: the same sparsity in every layer, or one threshold across layers.")
+@click.option("--plan", type=click.Choice(["all", "auto"]), default="all", show_default=True,
+              help="all: prune every layer the pattern applies to; auto (N:M only): only the layers TensorRT is "
+                   "expected to run sparse (wide, large, not grouped).")
+@click.option("--plan-min-channels", type=int, default=256, show_default=True,
+              help="--plan auto: input and output channels a layer needs to be pruned.")
+@click.option("--plan-channel-multiple", type=int, default=0, show_default=True,
+              help="--plan auto: input and output channels must be multiples of this (0: off).")
+@click.option("--plan-min-params", type=int, default=262_144, show_default=True,
+              help="--plan auto: weights a layer needs to be pruned (smaller ones gain too little).")
 @click.option("--exclude", multiple=True, help="Keep layers dense (ONNX weight or node name, glob; repeatable).")
 @click.option("--override", "overrides", multiple=True, help="Per-layer sparsity, NAME_OR_GLOB=SPARSITY (repeatable).")
 @click.option("--keep-ends/--prune-ends", "keep_ends_dense", default=None,

@@ -16,6 +16,9 @@ from ..runtimes import RUNTIMES
 from ..tasks import TASKS
 from ..tasks.base import AUTO
 from ..sensitivity import DEFAULT_MAX_RELATIVE_L2
+from ..sparsity import parse_pattern
+from ..sparsity.nm_planner import NM_PLAN_MIN_PARAMS, NMPlanThresholds, check_plannable
+from ..sparsity.patterns import TRT_SPARSE_MIN_CHANNELS
 
 
 @dataclass
@@ -47,6 +50,13 @@ class PlanOptions:
     sensitivity_threshold: float = DEFAULT_MAX_RELATIVE_L2
     sensitivity_samples: int = 8
     error_budget: float | None = None  # None: 0.1 when nothing trains afterwards, else off
+    plan: str = "all"  # all: every layer the pattern applies to; auto (N:M): only those expected to run sparse (deploy.md §3)
+    plan_min_channels: int = TRT_SPARSE_MIN_CHANNELS
+    plan_channel_multiple: int = 0
+    plan_min_params: int = NM_PLAN_MIN_PARAMS
+
+    def thresholds(self) -> NMPlanThresholds:
+        return NMPlanThresholds(self.plan_min_channels, self.plan_channel_multiple, self.plan_min_params)
 
 
 @dataclass
@@ -83,7 +93,9 @@ GROUPS = {"source": SourceOptions, "plan": PlanOptions, "training": TrainingOpti
 NOT_FINGERPRINTED = {"output", "resume", "progress", "latency_runs", "runtime", "sparse_initializers", "dynamic_batch"}
 # options added after checkpoints existed: at these values they are left out, so older checkpoints stay resumable
 FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_threshold": DEFAULT_MAX_RELATIVE_L2,
-                        "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto"}
+                        "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto",
+                        "plan": "all", "plan_min_channels": TRT_SPARSE_MIN_CHANNELS, "plan_channel_multiple": 0,
+                        "plan_min_params": NM_PLAN_MIN_PARAMS}
 
 
 @dataclass
@@ -149,6 +161,12 @@ class CompressOptions:
             raise ConfigError(f"--sensitivity-samples must be at least 1, got {plan.sensitivity_samples}")
         if plan.error_budget is not None and plan.error_budget < 0:
             raise ConfigError(f"--error-budget must be 0 (off) or more, got {plan.error_budget}")
+        if plan.plan not in ("all", "auto"):
+            raise ConfigError(f"--plan must be all or auto, got {plan.plan!r}")
+        if plan.plan == "auto":
+            # a pattern that is not N:M, or a bad threshold, fails before any work
+            check_plannable(parse_pattern(plan.pattern))
+            plan.thresholds()
         if plan.scope not in ("layer", "global"):
             raise ConfigError(f"--scope must be layer or global, got {plan.scope!r}")
         # unknown names fail here, before any work, not after the training

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..sensitivity import layer_sensitivity
 from ..sparsity import parse_pattern, plan_layers
 from ..sparsity.fixed_weights import find_fixed_weights
+from ..sparsity.nm_planner import plan_nm
 from .state import Planned, RunState
 from .stages import register_stage
 
@@ -39,15 +40,24 @@ def _plan(state: RunState) -> Planned:
             raise ConfigError(f"method {method.name!r} finds every layer's sparsity itself: drop --sparsity/--override")
         keep_ends = False if keep_ends is None else keep_ends  # the paper prunes every layer
     target = opts.sparsity if opts.sparsity is not None else DEFAULT_SPARSITY
+    # --plan auto: the layers not expected to run sparse stay dense like protected ones, with the planner's reason
+    nm_plan = plan_nm(module.weights, pattern, opts.thresholds()) if opts.plan == "auto" else None
+    not_worth = nm_plan.skipped if nm_plan is not None else {}
 
     def make_plan(keep_dense):
         return plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
-                           overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope, keep_dense=keep_dense)
+                           overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope,
+                           keep_dense={**not_worth, **keep_dense})
 
     fixed = find_fixed_weights(module) if opts.keep_fixed else {}
     layer_plan, protection = _protect(state, make_plan, fixed, pattern)
     state.notes.extend(layer_plan.notes)
-    return Planned(layer_plan, pattern, None if method.finds_own_sparsity else target, protection)
+    if nm_plan is not None:
+        state.notes.append(f"--plan auto: {len(nm_plan.planned)} of {len(nm_plan.eligible)} layers eligible for {pattern} "
+                           f"(of {len(module.weights)} prunable) are expected to run sparse on TensorRT; "
+                           f"{len(layer_plan.targets)} are pruned.")
+    return Planned(layer_plan, pattern, None if method.finds_own_sparsity else target, protection,
+                   nm_plan.to_dict() if nm_plan is not None else None)
 
 
 def _protect(state: RunState, make_plan, fixed: dict, pattern):

@@ -57,6 +57,10 @@ class Planned:
     pattern: object  # sparsity.Pattern
     target: float | None  # the uniform target, None when the method searches its own
     protection: dict  # fixed weights, sensitivity pass, error budget (report "protection")
+    nm_plan: dict | None = None  # --plan auto: eligible, planned and skipped layers (report "nm_plan")
+
+    def report_entries(self) -> dict:
+        return {"nm_plan": self.nm_plan} if self.nm_plan is not None else {}
 
 
 @dataclass

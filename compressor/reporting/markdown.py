@@ -34,6 +34,7 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _parity(report),
         _per_output(report),
         _protection(report.get("protection") or {}),
+        _nm_plan(report.get("nm_plan")),
         _layers(report, SPARSITY_PLOT in plots),
         *_method_sections(report),
         _trace(report, TRACE_PLOT in plots),
@@ -196,6 +197,23 @@ def _protection(protection: Mapping) -> str:
         lines.append(f"- Error budget {protection['budget']:g} (one-shot: nothing trains afterwards): {len(budget_kept)} more layers "
                      "kept dense so the predicted joint error of the pruned ones fits it")
     lines.append("- Each layer's reason is in the layer table below.")
+    return "\n".join(lines)
+
+
+def _nm_plan(nm_plan: Mapping | None) -> str:
+    """--plan auto: how many layers the layout allows and how many are expected to run sparse."""
+    if not nm_plan:
+        return ""
+    t = nm_plan.get("thresholds") or {}
+    eligible, planned = nm_plan.get("eligible") or [], nm_plan.get("planned") or []
+    total = len(eligible) + len(set(nm_plan.get("skipped") or {}) - set(eligible))
+    lines = ["## Sparse-kernel plan (--plan auto)", "",
+             f"- Pattern {nm_plan.get('pattern')}: {len(eligible)} of {total} prunable layers eligible (layout rule), "
+             f"{len(planned)} planned (expected to run sparse on TensorRT)",
+             f"- Thresholds: at least {t.get('min_channels')} input and output channels"
+             + (f", multiples of {t['channel_multiple']}" if t.get("channel_multiple") else "")
+             + f", at least {t.get('min_params')} weights per layer",
+             "- Each skipped layer's reason is in the layer table below."]
     return "\n".join(lines)
 
 

@@ -152,7 +152,8 @@ def plan_layers(
 def _keep_dense_notes(infos, keep_dense, overrides) -> list[str]:
     if not keep_dense:
         return []
-    notes = [f"{len(keep_dense)} layer(s) must stay dense (fixed weights, or pruning them alone breaks an output): "
+    notes = [f"{len(keep_dense)} layer(s) must stay dense (fixed weights, pruning them alone breaks an output, "
+             "or --plan auto expects no gain): "
              + "; ".join(f"{n}: {r}" for n, r in list(keep_dense.items())[:3])
              + (f" (and {len(keep_dense) - 3} more)" if len(keep_dense) > 3 else "") + "."]
     for glob, value in overrides.items():
