@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from compressor.errors import CompressorError, first_line
+from compressor.pipeline.options import PlanOptions
 from compressor.version import __version__
 
 
@@ -217,11 +218,11 @@ def _registered(kind: str) -> str:
 @click.option("--plan", type=click.Choice(["all", "auto"]), default="all", show_default=True,
               help="all: prune every layer the pattern applies to; auto (N:M only): only the layers TensorRT is "
                    "expected to run sparse (wide, large, not grouped).")
-@click.option("--plan-min-channels", type=int, default=256, show_default=True,
+@click.option("--plan-min-channels", type=int, default=PlanOptions.plan_min_channels, show_default=True,
               help="--plan auto: input and output channels a layer needs to be pruned.")
-@click.option("--plan-channel-multiple", type=int, default=0, show_default=True,
+@click.option("--plan-channel-multiple", type=int, default=PlanOptions.plan_channel_multiple, show_default=True,
               help="--plan auto: input and output channels must be multiples of this (0: off).")
-@click.option("--plan-min-params", type=int, default=262_144, show_default=True,
+@click.option("--plan-min-params", type=int, default=PlanOptions.plan_min_params, show_default=True,
               help="--plan auto: weights a layer needs to be pruned (smaller ones gain too little).")
 @click.option("--exclude", multiple=True, help="Keep layers dense (ONNX weight or node name, glob; repeatable).")
 @click.option("--override", "overrides", multiple=True, help="Per-layer sparsity, NAME_OR_GLOB=SPARSITY (repeatable).")

@@ -32,6 +32,8 @@ class Pattern:
     structured: None (default) when entries are pruned one by one (unstructured, N:M within its
         blocks); else the unit removed whole, which dense kernels can drop: "filter",
         "channel" or "column".
+    sparse_kernels: False (default); True when the layout is one that sparse tensor cores run
+        (N:M): `--plan auto` then keeps only the layers TensorRT is expected to run sparse.
     """
 
     name: str = ""  # the spec name: set by PATTERNS.register
@@ -42,6 +44,7 @@ class Pattern:
     elementwise_magnitude = False
     global_scope = False
     structured: str | None = None
+    sparse_kernels = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

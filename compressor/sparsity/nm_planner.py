@@ -18,7 +18,7 @@ from typing import Mapping
 from ..errors import ConfigError
 from ..onnx_import.weights import WeightInfo
 from .base import Pattern
-from .patterns import NM, TRT_SPARSE_MIN_CHANNELS, layer_channels
+from .patterns import TRT_SPARSE_MIN_CHANNELS, layer_channels
 
 # A 256-wide 1×1 conv (65,536 weights) is the smallest layer the channel rule lets through; 3×3 convs
 # gain more than 1×1 because their effective reduction is C·9 (deploy.md §3), so the default
@@ -57,7 +57,7 @@ class NMPlan:
 
 
 def check_plannable(pattern: Pattern) -> None:
-    if not isinstance(pattern, NM):  # the thresholds are TensorRT's rules for its N:M layout
+    if not pattern.sparse_kernels:  # the thresholds are TensorRT's rules for its N:M layout
         raise ConfigError(f"--plan auto plans N:M sparsity (e.g. --pattern 2:4), not pattern {str(pattern)!r}")
 
 

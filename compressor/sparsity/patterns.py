@@ -91,6 +91,7 @@ class NM(Pattern):
     sparse kernels mostly for ≥ 256 channels); 0 turns that filter off.
     """
 
+    sparse_kernels = True  # the 2:4 layout of sparse tensor cores (deploy.md §3)
     n: int = 2
     m: int = 4
     allow_grouped: bool = False
