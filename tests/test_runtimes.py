@@ -106,7 +106,7 @@ def test_describe_says_device_versions_and_threads():
 def test_only_the_runtime_module_makes_onnxruntime_sessions():
     sources = [ROOT / "cli.py", *(p for folder in ("compressor", "exporters", "deploy") for p in (ROOT / folder).rglob("*.py"))]
     makers = sorted(str(p.relative_to(ROOT)) for p in sources if "InferenceSession(" in p.read_text(encoding="utf-8"))
-    assert makers == ["compressor/runtimes/onnxruntime_cpu.py"]
+    assert makers == ["compressor/runtimes/onnxruntime_cpu.py"]  # the GPU runtimes call its onnxruntime_session
 
 
 class CountingRuntime(Runtime):
@@ -165,3 +165,25 @@ def test_default_pipeline_latency_names_onnxruntime_cpu(model_path, tmp_path):
     assert report["latency_ms"]["runtime"] == "onnxruntime-cpu"
     assert report["latency_ms"]["device"].startswith("CPU (") and f"onnxruntime {ort.__version__}" in report["latency_ms"]["device"]
     assert "| latency p50 (CPU) |" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+
+
+def test_gpu_runtimes_name_the_missing_piece(tmp_path):
+    """Without onnxruntime-gpu (this machine), opening a model on a GPU runtime is one line that
+    says what to install; the short names of `compress bench` reach the same runtimes."""
+    import onnxruntime as ort
+
+    from compressor.errors import MissingToolError
+    from compressor.runtimes.onnxruntime_gpu import CUDA, TENSORRT, missing_provider
+
+    assert RUNTIMES.get("ort-cpu") is RUNTIMES.get("onnxruntime-cpu")
+    assert RUNTIMES.get("ort-trt") is RUNTIMES.get("onnxruntime-trt")
+    cpu_only = ["CPUExecutionProvider"]
+    assert "pip install 'onnx-compressor[gpu]'" in missing_provider(CUDA, cpu_only)
+    assert "libnvinfer" in missing_provider(TENSORRT, [CUDA, "CPUExecutionProvider"])
+    assert missing_provider(CUDA, [CUDA, "CPUExecutionProvider"]) is None
+    if CUDA in ort.get_available_providers():
+        pytest.skip("this machine has onnxruntime-gpu: nothing is missing")
+    for name in ("onnxruntime-cuda", "ort-trt"):
+        with pytest.raises(MissingToolError) as caught:
+            get_runtime(name).open(b"not even a model")
+        assert "\n" not in str(caught.value) and "onnxruntime-gpu" in str(caught.value)

@@ -54,7 +54,9 @@ class Runtime(ABC):
          "versions": {"onnxruntime": "1.31.1"}, "threads": 4 (None: the library's default)}."""
 
 
-BUILTIN_RUNTIMES = ("onnxruntime_cpu",)
+BUILTIN_RUNTIMES = ("onnxruntime_cpu", "onnxruntime_gpu")
+# the short names `compress bench --runtime` also takes (issue #11)
+ALIASES = {"ort-cpu": "onnxruntime-cpu", "ort-cuda": "onnxruntime-cuda", "ort-trt": "onnxruntime-trt"}
 
 
 def _load_builtin() -> None:
@@ -65,7 +67,7 @@ def _load_builtin() -> None:
     load_plugins()
 
 
-RUNTIMES: Registry[type[Runtime]] = Registry("runtime", loader=_load_builtin)
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime", loader=_load_builtin, aliases=ALIASES)
 
 
 def get_runtime(name: str, *, threads: int | None = None) -> Runtime:

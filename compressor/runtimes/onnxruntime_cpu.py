@@ -20,15 +20,17 @@ from .base import RUNTIMES, ModelSource, Runtime, RuntimeSession
 from .ort_errors import ort_error_message
 
 
-def onnxruntime_session(source, threads: int | None = None) -> ort.InferenceSession:
-    """The bare onnxruntime session for a file path or serialised bytes; onnxruntime's own exceptions."""
+def onnxruntime_session(source, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",),
+                        provider_options: Sequence[dict] | None = None) -> ort.InferenceSession:
+    """The bare onnxruntime session for a file path or serialised bytes, on the CPU unless other
+    execution providers are named (onnxruntime_gpu.py); onnxruntime's own exceptions."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: ORT warns about every unused initializer
     if threads is not None:
         options.intra_op_num_threads = int(threads)
     return ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
-                                providers=["CPUExecutionProvider"])
+                                providers=list(providers), provider_options=list(provider_options) if provider_options else None)
 
 
 @RUNTIMES.register("onnxruntime-cpu")
