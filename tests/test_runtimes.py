@@ -187,3 +187,30 @@ def test_gpu_runtimes_name_the_missing_piece(tmp_path):
         with pytest.raises(MissingToolError) as caught:
             get_runtime(name).open(b"not even a model")
         assert "\n" not in str(caught.value) and "onnxruntime-gpu" in str(caught.value)
+
+
+def test_torch_cpu_runs_the_imported_model_like_onnxruntime():
+    example = ROOT / "examples" / "lenet5_digits.onnx"
+    feeds = {"input": np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)}
+    session = get_runtime("torch-cpu", threads=1).open(example)
+    name = session.input_names[0]
+    feeds = {name: feeds["input"]}
+    got = session.run(feeds)
+    want = get_runtime("onnxruntime-cpu").open(example).run(feeds)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    assert get_runtime("torch-cpu").describe()["versions"]["torch"]
+    stats = measure_latency({"a": example, "b": example}, feeds, runtime="torch-cpu", runs=5, warmup=1)
+    assert stats["a"].runs == stats["b"].runs >= 5
+
+
+def test_torch_cuda_without_a_gpu_names_what_is_missing():
+    import torch
+
+    from compressor.errors import MissingToolError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(MissingToolError, match="needs a CUDA GPU"):
+        get_runtime("torch-cuda").open(ROOT / "examples" / "lenet5_digits.onnx")

@@ -54,7 +54,7 @@ class Runtime(ABC):
          "versions": {"onnxruntime": "1.31.1"}, "threads": 4 (None: the library's default)}."""
 
 
-BUILTIN_RUNTIMES = ("onnxruntime_cpu", "onnxruntime_gpu")
+BUILTIN_RUNTIMES = ("onnxruntime_cpu", "onnxruntime_gpu", "torch_runtime")
 # the short names `compress bench --runtime` also takes (issue #11)
 ALIASES = {"ort-cpu": "onnxruntime-cpu", "ort-cuda": "onnxruntime-cuda", "ort-trt": "onnxruntime-trt"}
 
