@@ -72,11 +72,20 @@ def test_too_few_samples_give_no_interval_and_no_claim():
     assert compare([2.0] * MIN_SAMPLES, [1.0] * MIN_SAMPLES).verdict == FASTER
 
 
-def test_decide_reads_only_the_interval():
-    assert decide((1.01, 1.5)) == FASTER
-    assert decide((0.5, 0.99)) == SLOWER
-    assert decide((0.9, 1.1)) == decide((1.0, 1.2)) == decide((0.8, 1.0)) == NO_DIFFERENCE
-    assert decide(None) == TOO_FEW
+def test_decide_reads_the_interval_and_the_margin():
+    assert decide(1.2, (1.01, 1.5)) == FASTER
+    assert decide(0.8, (0.5, 0.99)) == SLOWER
+    assert decide(1.0, (0.9, 1.1)) == decide(1.1, (1.0, 1.2)) == decide(0.9, (0.8, 1.0)) == NO_DIFFERENCE
+    # clear of 1 but smaller than the margin: not a difference worth the name
+    assert decide(1.01, (1.005, 1.015)) == decide(0.99, (0.985, 0.995)) == NO_DIFFERENCE
+    assert decide(1.01, (1.005, 1.015), margin=0.0) == FASTER
+    assert decide(1.0, None) == TOO_FEW
+
+
+def test_a_tiny_consistent_difference_is_not_measurable():
+    """0.1% apart, 20,000 rounds of 1% noise: the interval leaves 1, the verdict does not move."""
+    result = compare(_lognormal(0.999, 20_000, 8, sigma=0.01), _lognormal(1.0, 20_000, 9, sigma=0.01))
+    assert result.interval[1] < 1 and result.verdict == NO_DIFFERENCE
 
 
 def test_bad_arguments():
