@@ -182,6 +182,8 @@ def test_bad_options_give_one_line(tmp_path):
         (["--sparsity", "1.5"], "--sparsity must be in [0, 1)"),
         (["--method", "nope"], "unknown method 'nope'"),
         (["--exclude", "no_such_layer*"], "no_such_layer*"),
+        (["--latency-seconds", "-1"], "--latency-seconds must be 0 or more, got -1.0"),
+        (["--latency-runs", "0"], "--latency-runs must be at least 1, got 0"),
     ]:
         result = cli(EXAMPLE, *args, "-q", "-o", tmp_path / "o")
         assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr
