@@ -259,7 +259,10 @@ def _registered(kind: str) -> str:
                    "(default 0.1 for one-shot runs, off when training follows; 0: off).")
 @click.option("--dynamic-batch", is_flag=True,
               help="Declare the exported model's batch dimension symbolic (refused when the batch is baked into the graph).")
-@click.option("--latency-runs", type=int, default=30, show_default=True)
+@click.option("--latency-seconds", type=float, default=2.0, show_default=True,
+              help="Time budget of the timed latency rounds (after warm-up); fast models get more rounds.")
+@click.option("--latency-runs", type=int, help="At most this many timed latency rounds (default: as many as "
+                                                "--latency-seconds allows, up to 20000).")
 @click.option("--runtime", default="onnxruntime-cpu", show_default=True, help=f"Runtime the latency is measured in: {_registered('runtime')}.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @_method_options

@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from compressor import compress
 from compressor.errors import DataError
+from compressor.reporting import console_summary
 from onnx_builders import conv_gemm_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,6 +182,8 @@ def test_bad_options_give_one_line(tmp_path):
         (["--sparsity", "1.5"], "--sparsity must be in [0, 1)"),
         (["--method", "nope"], "unknown method 'nope'"),
         (["--exclude", "no_such_layer*"], "no_such_layer*"),
+        (["--latency-seconds", "-1"], "--latency-seconds must be 0 or more, got -1.0"),
+        (["--latency-runs", "0"], "--latency-runs must be at least 1, got 0"),
     ]:
         result = cli(EXAMPLE, *args, "-q", "-o", tmp_path / "o")
         assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr
@@ -205,3 +208,22 @@ def test_dynamic_spatial_input_needs_input_shape(tmp_path):
     assert result.returncode == 2 and "input 'x' has dynamic dimensions Nx3xHx8" in result.stderr
     ok = cli(path, "-q", "--input-shape", "1x3x8x8", "--prune-ends", "-o", tmp_path / "o", "--latency-runs", "5")
     assert ok.returncode == 0, ok.stderr
+
+
+def test_zeros_only_model_claims_no_speed_up(tmp_path):
+    """Issue 11: magnitude pruning without training leaves the same dense graph with explicit
+    zeros, which onnxruntime runs no faster. Under the protocol (a 1.5 s budget: thousands of
+    rotated rounds of a 0.1 ms LeNet) the verdict says so, agrees with its interval, and neither
+    summary prints a speed-up."""
+    out = tmp_path / "zeros"
+    report = compress(EXAMPLE, method="magnitude", sparsity=0.5, epochs=0, output=out, latency_seconds=1.5,
+                      progress=False, log=lambda message: None)
+    latency = json.loads((out / "report.json").read_text())["latency_ms"]
+    low, high = latency["speedup_interval"]
+    assert latency["protocol"]["rounds"] == latency["dense"]["runs"] >= 1000
+    assert low <= latency["speedup"] <= high
+    assert latency["verdict"] == "no measurable difference", latency
+    assert (latency["verdict"] == "faster") == (low > 1 and latency["speedup"] >= 1 + latency["margin"])
+    for text in (console_summary(report), (out / "report.md").read_text(encoding="utf-8")):
+        assert "no measurable difference (ratio" in text
+        assert "x faster" not in text and "× faster" not in text and "speed-up" not in text

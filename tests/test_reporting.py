@@ -49,7 +49,12 @@ def report():
         "export_parity": 1.2e-06,
         "export_parity_inputs": "8 samples of the validation data (digits)",
         "latency_ms": {"dense": _stats(3.21, 3.5), "compressed": _stats(3.15, 3.4), "speedup": 1.019,
-                       "device": "CPU (onnxruntime 1.31.1, 2 threads)"},
+                       "speedup_interval": [0.912, 1.138], "verdict": "no measurable difference", "confidence": 0.95,
+                       "margin": 0.02, "device": "CPU (onnxruntime 1.31.1, 2 threads)",
+                       "protocol": {"warmup_runs": 10, "warmup_seconds": 0.2, "seconds": 2.0, "min_runs": 20,
+                                    "max_runs": 20000, "max_seconds": 60.0, "rounds": 30, "threads": 2,
+                                    "order": "rotated each round",
+                                    "bootstrap": {"paired": True, "resamples": 2000, "seed": 0}}},
         "file_bytes": {"dense": 46861312, "compressed": 46870000},
         "timings": {"import_s": 0.8, "prune_s": 0.1, "train_s": 30.2, "export_s": 1.1, "evaluate_s": 2.0,
                     "latency_s": 4.0, "total_s": 38.2},
@@ -84,7 +89,10 @@ def test_markdown_and_figures_written(report, tmp_path):
         "| parameters, nonzero | — | 1,530,012 |",
         "| compression ratio (total / nonzero) | — | 7.64× |",
         "| ONNX file size | 44.69 MiB | 44.70 MiB | +0.0% |",
-        "| latency p50 (CPU) | 3.210 ms | 3.150 ms | 1.02× speed-up |",
+        "| latency p50 (CPU) | 3.210 ms | 3.150 ms | no measurable difference (ratio 1.02×, 95% interval 0.91–1.14×) |",
+        "Dense p50 / compressed p50: **no measurable difference (ratio 1.02×, 95% interval 0.91–1.14×)**.",
+        "then 30 timed rounds (budget 2.0 s, 20 to 20000 rounds), the model that runs first rotated each round; 2 threads.",
+        "percentile bootstrap of the ratio of medians, paired by round, 2000 resamples, seed 0.",
         "| latency p90 (CPU) | 3.500 ms | 3.400 ms |",
         "not smaller on disk",  # lesson 7: say why the file did not shrink
         "CPU (onnxruntime 1.31.1, 2 threads): host wall time",
@@ -204,7 +212,7 @@ def test_console_summary_has_the_key_figures(report):
         "11.69M total, 1.53M nonzero (7.64x compression)",
         "accuracy       98.20% -> 97.80% (-0.40 pp), validation (1000 samples)",
         "               61.00% after one-shot pruning, before fine-tuning (-37.20 pp)",
-        "3.210 ms -> 3.150 ms (1.02x speed-up)",
+        "3.210 ms -> 3.150 ms, no measurable difference (ratio 1.02x, 95% interval 0.91-1.14x)",
         "CPU (onnxruntime 1.31.1, 2 threads)",
         "44.69 MiB -> 44.70 MiB",
         "1.20e-06 max relative error",
@@ -226,3 +234,21 @@ def test_fidelity_metrics():
     assert metric_delta("relative_l2", 0.0, 0.082) == "+0.082"
     summary = console_summary({"method": "slr", "metrics": {**copy.deepcopy(metrics), "split": "random inputs (64 samples)"}})
     assert "top1_agreement  100.00% -> 93.00% (-7.00 pp), random inputs (64 samples)" in summary
+
+
+@pytest.mark.parametrize("latency, text", [
+    ({"speedup": 1.37, "speedup_interval": [1.2, 1.55], "verdict": "faster", "confidence": 0.95},
+     "1.37x faster (95% interval 1.20-1.55x)"),
+    ({"speedup": 0.8, "speedup_interval": [0.75, 0.85], "verdict": "slower", "confidence": 0.95},
+     "slower (ratio 0.80x, 95% interval 0.75-0.85x)"),
+    ({"speedup": 1.37, "speedup_interval": None, "verdict": "too few runs",
+      "dense": {**_stats(3.21, 3.5), "runs": 5}},
+     "no verdict (ratio 1.37x, 5 runs; a verdict needs 10)"),
+    ({"speedup": 1.37}, "ratio 1.37x, no interval recorded"),  # a report from before verdicts
+])
+def test_a_speed_up_is_claimed_only_with_an_interval_clear_of_one(report, latency, text):
+    report["latency_ms"] = {"dense": _stats(3.21, 3.5), "compressed": _stats(2.34, 3.4), **latency}
+    summary = console_summary(report)
+    assert text in summary
+    assert "speed-up" not in summary and "speed-up" not in render_markdown(report)
+    assert text.replace("x", "×").replace("-", "–") in render_markdown(report)

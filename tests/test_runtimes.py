@@ -17,7 +17,7 @@ from cli import main
 from compressor import compress
 from compressor.errors import ConfigError, InferenceError
 from compressor.runtimes import RUNTIMES, Runtime, RuntimeSession, get_runtime
-from compressor.runtimes.latency import device_label, measure_latency
+from compressor.runtimes.latency import LatencyProtocol, device_label, measure_latency, pinned_threads
 from onnx_builders import conv_gemm_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def counting():
 
 def test_latency_measures_through_a_registered_runtime(model_path, counting):
     stats = measure_latency({"a": model_path, "b": model_path}, {"x": _x()}, runtime="counting",
-                            warmup=2, runs=5, threads=1, max_seconds=None)
+                            protocol=LatencyProtocol.fixed(5, warmup=2), threads=1)
     assert counting.count("open") == 2
     assert counting.count("run") == 2 * (2 + 5)  # each model: warm-up, then timed runs
     assert stats["a"].runs == stats["b"].runs == 5 and stats["a"].threads == 1
@@ -153,10 +153,12 @@ def test_pipeline_reports_the_runtime_it_measured_in(model_path, tmp_path, count
     assert counting.count("run") >= 2 * 5
     latency = json.loads((out / "report.json").read_text())["latency_ms"]
     assert latency["runtime"] == "counting" == report["latency_ms"]["runtime"]
-    assert latency["device"] == "Abacus (beads 2.0, default threads)"
+    threads = pinned_threads()  # the protocol pins the thread count and the label records it
+    assert latency["device"] == f"Abacus (beads 2.0, {threads} threads)"
+    assert latency["dense"]["threads"] == latency["protocol"]["threads"] == threads
     md = (out / "report.md").read_text(encoding="utf-8")
     assert re.search(r"\| latency p50 \(Abacus\) \|", md)
-    assert "Abacus (beads 2.0, default threads): host wall time of one counting `run` call" in md
+    assert f"Abacus (beads 2.0, {threads} threads): host wall time of one counting `run` call" in md
     assert "onnxruntime `run`" not in md and "(CPU)" not in md
 
 

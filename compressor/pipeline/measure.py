@@ -1,12 +1,24 @@
-"""Stage `measure`: dense and pruned files timed side by side (interleaved) on the chosen runtime."""
+"""Stage `measure`: dense and pruned files timed side by side (interleaved, order rotated) on the
+chosen runtime under the latency protocol, and a verdict on their ratio."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..onnx_import.tensors import torch_to_numpy
 from ..runtimes import get_runtime
-from ..runtimes.latency import device_label, measure_latency, speedup
+from ..runtimes.latency import LatencyProtocol, device_label, measure_latency, speedup, verdict
+from .options import MeasureOptions
 from .state import Measured, RunState
 from .stages import register_stage
+
+
+def latency_protocol(opts: MeasureOptions) -> LatencyProtocol:
+    """The default protocol with the user's budget; --latency-runs caps the rounds (and the minimum with them)."""
+    base = LatencyProtocol(seconds=opts.latency_seconds)
+    if opts.latency_runs is None:
+        return base
+    return replace(base, max_runs=opts.latency_runs, min_runs=min(base.min_runs, opts.latency_runs))
 
 
 @register_stage("measure")
@@ -16,11 +28,18 @@ def measure(state: RunState) -> Measured:
     feeds = {name: torch_to_numpy(t[:batch]) for name, t in zip(loaded.module.input_names, exported.sample)}
 
     def run() -> dict:
+        protocol = latency_protocol(opts)
         stats = measure_latency({"dense": state.path, "compressed": exported.result.path}, feeds,
-                                runtime=opts.runtime, runs=opts.latency_runs)
-        runtime = get_runtime(opts.runtime, threads=stats["dense"].threads)
-        return {"dense": stats["dense"].to_dict(), "compressed": stats["compressed"].to_dict(),
-                "speedup": speedup(stats["dense"], stats["compressed"]), "runtime": runtime.name,
-                "device": device_label(runtime.describe())}
+                                runtime=opts.runtime, protocol=protocol)
+        dense, compressed = stats["dense"], stats["compressed"]
+        ratio = verdict(dense, compressed)
+        runtime = get_runtime(opts.runtime, threads=dense.threads)
+        bootstrap = {k: v for k, v in ratio.to_dict().items() if k in ("paired", "resamples", "seed")}
+        return {"dense": dense.to_dict(), "compressed": compressed.to_dict(), "speedup": speedup(dense, compressed),
+                "speedup_interval": list(ratio.interval) if ratio.interval else None, "verdict": ratio.verdict,
+                "confidence": ratio.confidence, "margin": ratio.margin,
+                "protocol": {**protocol.to_dict(), "rounds": dense.runs, "threads": dense.threads,
+                             "order": "rotated each round", "bootstrap": bootstrap},
+                "runtime": runtime.name, "device": device_label(runtime.describe())}
 
     return Measured(state.timed("latency_s", run))

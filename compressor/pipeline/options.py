@@ -84,13 +84,18 @@ class OutputOptions:
 
 @dataclass
 class MeasureOptions:
+    """The measure stage's latency protocol (compressor/runtimes/latency.py): timed rounds until
+    `latency_seconds` have passed, at least the protocol's minimum, at most `latency_runs`."""
+
     runtime: str = "onnxruntime-cpu"  # a registered runtime (compressor/runtimes)
-    latency_runs: int = 30
+    latency_seconds: float = 2.0
+    latency_runs: int | None = None  # an upper bound on the timed rounds; None: the protocol's maximum
 
 
 GROUPS = {"source": SourceOptions, "plan": PlanOptions, "training": TrainingOptions, "output": OutputOptions,
           "measure": MeasureOptions}
-NOT_FINGERPRINTED = {"output", "resume", "progress", "latency_runs", "runtime", "sparse_initializers", "dynamic_batch"}
+NOT_FINGERPRINTED = {"output", "resume", "progress", "latency_runs", "latency_seconds", "runtime", "sparse_initializers",
+                     "dynamic_batch"}
 # options added after checkpoints existed: at these values they are left out, so older checkpoints stay resumable
 FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_threshold": DEFAULT_MAX_RELATIVE_L2,
                         "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto",
@@ -174,5 +179,7 @@ class CompressOptions:
         RUNTIMES.get(self.measure.runtime)
         if self.source.task != AUTO:
             TASKS.get(self.source.task)
-        if self.measure.latency_runs < 1:
+        if self.measure.latency_runs is not None and self.measure.latency_runs < 1:
             raise ConfigError(f"--latency-runs must be at least 1, got {self.measure.latency_runs}")
+        if not self.measure.latency_seconds >= 0:
+            raise ConfigError(f"--latency-seconds must be 0 or more, got {self.measure.latency_seconds}")

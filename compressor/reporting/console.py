@@ -48,8 +48,9 @@ def console_summary(report: Mapping) -> str:
     comp_p50 = (latency.get("compressed") or {}).get("p50_ms")
     if fmt.is_number(dense_p50) and fmt.is_number(comp_p50):
         text = f"{fmt.milliseconds(dense_p50)} -> {fmt.milliseconds(comp_p50)}"
-        if fmt.is_number(latency.get("speedup")):
-            text += f" ({fmt.ratio(latency['speedup'], 'x')} speed-up)"
+        verdict = fmt.latency_verdict(latency, sign="x", dash="-")
+        if verdict:
+            text += f", {verdict}"
         rows.append(("latency p50", text))
         if latency.get("device"):
             rows.append(("", str(latency["device"])))

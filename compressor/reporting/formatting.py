@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 
 from ..objectives import ClassificationObjective, DistillationObjective
+from ..runtimes.verdict import FASTER, MIN_SAMPLES, TOO_FEW, VERDICTS
 
 
 def _builtin_fractions() -> frozenset[str]:
@@ -163,3 +164,25 @@ def fixed(value, spec: str) -> str:
 def cell(text) -> str:
     """Markdown-table-safe: a pipe would end the cell, a newline the row."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def latency_verdict(latency: Mapping, sign: str = "×", dash: str = "–") -> str:
+    """The ratio of medians in words, never a speed-up unless its interval clears 1 (issue 11):
+    '1.37× faster (95% interval 1.20–1.55×)', 'no measurable difference (ratio 1.02×, 95% interval
+    0.91–1.14×)'; '' without a ratio."""
+    ratio_value = latency.get("speedup")
+    if not is_number(ratio_value):
+        return ""
+    words, interval = latency.get("verdict"), latency.get("speedup_interval")
+    shown = ratio(ratio_value, sign)
+    if words == TOO_FEW or (words in VERDICTS and not interval):
+        runs = (latency.get("dense") or {}).get("runs")
+        return f"no verdict (ratio {shown}, {runs} runs; a verdict needs {MIN_SAMPLES})"
+    if words not in VERDICTS:  # reports from before verdicts: a bare ratio is not a claim
+        return f"ratio {shown}, no interval recorded"
+    confidence = latency.get("confidence")
+    level = f"{confidence * 100:g}%" if is_number(confidence) else "confidence"
+    span = f"{level} interval {interval[0]:.2f}{dash}{interval[1]:.2f}{sign}"
+    if words == FASTER:
+        return f"{shown} faster ({span})"
+    return f"{words} (ratio {shown}, {span})"

@@ -107,7 +107,7 @@ def _summary(report: Mapping) -> str:
         where = _device_kind(latency)
         where = f" ({where})" if where else ""
         rows.append((f"latency p50{where}", fmt.milliseconds(dense_l.get("p50_ms")), fmt.milliseconds(comp_l.get("p50_ms")),
-                     _speedup_text(latency.get("speedup"))))
+                     fmt.latency_verdict(latency)))
         rows.append((f"latency p90{where}", fmt.milliseconds(dense_l.get("p90_ms")), fmt.milliseconds(comp_l.get("p90_ms")), ""))
     if not rows:
         return ""
@@ -137,7 +137,7 @@ def _latency(report: Mapping) -> str:
     context = [f"host wall time of one {runtime}`run` call"]
     if first.get("batch") is not None:
         context.append(f"batch {first['batch']}")
-    context.append("dense and compressed timed interleaved, after warm-up")
+    context.append("dense and compressed timed interleaved (the first rotating each round), after warm-up")
     lines = ["## Latency", ""]
     if latency.get("device"):
         lines.append(f"{latency['device']}: " + ", ".join(context) + ".")
@@ -147,9 +147,32 @@ def _latency(report: Mapping) -> str:
     for label, s in stats:
         cells = [fmt.milliseconds(s.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "max_ms")]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {s.get('runs', '—')} |")
-    if fmt.is_number(latency.get("speedup")):
-        lines += ["", f"Speed-up, dense p50 / compressed p50: **{_speedup_text(latency['speedup'])}**."]
+    verdict = fmt.latency_verdict(latency)
+    if verdict:
+        lines += ["", f"Dense p50 / compressed p50: **{verdict}**."]
+        protocol = _protocol_text(latency.get("protocol"), latency.get("margin"))
+        if protocol:
+            lines += ["", protocol]
     return "\n".join(lines)
+
+
+def _protocol_text(protocol, margin) -> str:
+    """How the figures were taken, so that a reader can judge the verdict."""
+    if not isinstance(protocol, Mapping):
+        return ""
+    parts = [f"Warm-up: at least {protocol.get('warmup_runs')} rounds and {protocol.get('warmup_seconds')} s; "
+             f"then {protocol.get('rounds')} timed rounds (budget {protocol.get('seconds')} s, "
+             f"{protocol.get('min_runs')} to {protocol.get('max_runs')} rounds), the model that runs first "
+             f"{protocol.get('order', 'rotated each round')}; {protocol.get('threads') or 'default'} threads."]
+    boot = protocol.get("bootstrap") or {}
+    if boot:
+        how = "paired by round" if boot.get("paired") else "each model resampled independently"
+        parts.append(f"Interval: percentile bootstrap of the ratio of medians, {how}, {boot.get('resamples')} "
+                     f"resamples, seed {boot.get('seed')}.")
+    if fmt.is_number(margin):
+        parts.append(f"A ratio is called faster or slower only when the interval excludes 1 and it differs from 1 "
+                     f"by at least {margin * 100:g}%.")
+    return " ".join(parts)
 
 
 def _parity(report: Mapping) -> str:
@@ -309,12 +332,6 @@ def _device_kind(latency: Mapping) -> str:
     """'CPU' from a device label such as 'CPU (Intel Xeon ..., onnxruntime 1.31.1, 4 threads)'; else the runtime's name."""
     device = str(latency.get("device") or "").split(" (", 1)[0].strip()
     return device or str(latency.get("runtime") or "")
-
-
-def _speedup_text(value) -> str:
-    if not fmt.is_number(value):
-        return ""
-    return f"{fmt.ratio(value)} speed-up" if value >= 1 else f"{fmt.ratio(value)} (slower)"
 
 
 def _percent_change(before, after) -> str:

@@ -1,26 +1,70 @@
-"""Latency of ONNX files in a runtime, measured side by side.
+"""Latency of ONNX files in a runtime, measured side by side under one protocol.
 
-Dense and compressed models are timed in one interleaved loop (a, b, a, b, ...) so that machine
-noise (frequency scaling, other processes) hits every model alike, and the figures are quoted as
-percentiles and a ratio of medians, never as a FLOP count (landscape.md §2, lesson 1). Each figure
-is host wall time of one ``session.run`` at the batch of the feeds, in the runtime named (by default
+The protocol (`LatencyProtocol`, the one every latency figure of ours follows):
+
+- **Warm-up** by time and count: rounds until at least `warmup_seconds` have passed and at least
+  `warmup_runs` rounds ran; discarded (lazy loading, allocator growth, frequency ramp-up).
+- **Run length by duration**: timed rounds until `seconds` have passed and at least `min_runs`
+  rounds ran, never more than `max_runs`; so a fast model gets thousands of samples and a slow one
+  the minimum. `max_seconds` caps the whole measurement: past it warm-up stops after one round and
+  timing after `FLOOR_RUNS` rounds.
+- **Interleaved, order rotated**: one call per model per round, the starting model rotating each
+  round (two models: a,b then b,a ...), so neither always runs first (timed in a fixed order the
+  model that ran first was about 11% slower, issue 11); the time budget ends only after whole
+  rotations, so each model runs first equally often.
+- **Threads pinned and recorded**: `threads=None` pins the runtime to the CPUs this process may
+  use, and `LatencyStats.threads` records the number.
+
+The figures are quoted as percentiles and a ratio of medians with a verdict from its bootstrap
+interval (`verdict.py`), never as a FLOP count (landscape.md §2, lesson 1). Each figure is host
+wall time of one ``session.run`` at the batch of the feeds, in the runtime named (by default
 onnxruntime on the CPU).
+
+The issue asked for this protocol in ``deploy/``; it lives here in the core because the
+pipeline's report uses it and ``compressor`` must not import ``deploy`` (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CompressorError, InferenceError
 from .base import Runtime, RuntimeSession, get_runtime
+from .verdict import RatioVerdict, compare
 
-MIN_RUNS = 5  # the time budget never cuts a model below this many timed runs
+FLOOR_RUNS = 5  # past max_seconds, timing still gets this many rounds
 DEFAULT_RUNTIME = "onnxruntime-cpu"
+
+
+@dataclass(frozen=True)
+class LatencyProtocol:
+    warmup_runs: int = 10
+    warmup_seconds: float = 0.2
+    seconds: float = 2.0  # the timed rounds' budget
+    min_runs: int = 20
+    max_runs: int = 20_000
+    max_seconds: float | None = 60.0  # hard cap on the whole measurement, warm-up included
+
+    def __post_init__(self):
+        if self.warmup_runs < 0 or self.warmup_seconds < 0 or self.seconds < 0:
+            raise ValueError(f"warm-up and budget must be >= 0, got {self}")
+        if not 1 <= self.min_runs <= self.max_runs:
+            raise ValueError(f"need 1 <= min_runs <= max_runs, got {self.min_runs}, {self.max_runs}")
+
+    @classmethod
+    def fixed(cls, runs: int, warmup: int = 0) -> LatencyProtocol:
+        """Exactly `runs` timed rounds after exactly `warmup` warm-up rounds (no time rules)."""
+        return cls(warmup_runs=warmup, warmup_seconds=0.0, seconds=0.0, min_runs=runs, max_runs=runs,
+                   max_seconds=None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -32,8 +76,9 @@ class LatencyStats:
     min_ms: float
     max_ms: float
     runs: int
-    threads: int | None  # intra-op threads asked for; None: the runtime's default (onnxruntime: one per physical core)
+    threads: int | None  # intra-op threads the runtime was pinned to; None: the runtime's default
     batch: int | None  # first dimension of the first feed; None for a scalar feed
+    samples_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)  # in round order; kept out of reports
 
     @classmethod
     def from_samples(cls, samples_ns: list[int], threads: int | None, batch: int | None) -> LatencyStats:
@@ -44,10 +89,11 @@ class LatencyStats:
         return cls(
             mean_ms=float(ms.mean()), p50_ms=p50, p90_ms=p90, p99_ms=p99,
             min_ms=float(ms.min()), max_ms=float(ms.max()), runs=len(samples_ns), threads=threads, batch=batch,
+            samples_ms=tuple(float(v) for v in ms),
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "samples_ms"}
 
 
 def speedup(dense: LatencyStats, compressed: LatencyStats) -> float:
@@ -57,42 +103,66 @@ def speedup(dense: LatencyStats, compressed: LatencyStats) -> float:
     return dense.p50_ms / compressed.p50_ms
 
 
+def verdict(dense: LatencyStats, compressed: LatencyStats, **options) -> RatioVerdict:
+    """dense p50 / compressed p50 with its interval and verdict, paired by round (see verdict.py);
+    `options` go to `verdict.compare`."""
+    return compare(dense.samples_ms, compressed.samples_ms, **options)
+
+
+def pinned_threads() -> int:
+    """The CPUs this process may run on: what `threads=None` pins a measurement to."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def run_interleaved(
     runners: Mapping[str, Callable[[], object]],
+    protocol: LatencyProtocol = LatencyProtocol(),
     *,
-    warmup: int = 5,
-    runs: int = 30,
-    max_seconds: float | None = 20.0,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> dict[str, list[int]]:
-    """Call each runner ``warmup`` times untimed, then ``runs`` timed rounds, one call per runner
-    per round in the mapping's order. Returns the per-call durations in nanoseconds.
+    """Warm up, then time rounds of one call per runner, the first runner of a round rotating
+    (see the module's docstring). Returns the per-call durations in nanoseconds, in round order,
+    the same count for every runner."""
+    names = list(runners)
+    start = clock()
+    deadline = None if protocol.max_seconds is None else start + int(protocol.max_seconds * 1e9)
 
-    ``max_seconds`` bounds the whole measurement, warm-up included: once it has passed, warm-up
-    stops after one call per runner and timing stops after ``MIN_RUNS`` rounds (or ``runs``, if
-    fewer), so every runner always has the same number of samples.
-    """
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    deadline = None if max_seconds is None else clock() + int(max_seconds * 1e9)
+    def past(t0: int, seconds: float) -> bool:
+        return clock() - t0 >= int(seconds * 1e9)
 
     def out_of_time() -> bool:
         return deadline is not None and clock() > deadline
 
-    for i in range(warmup):
-        if i >= 1 and out_of_time():
+    def order(i: int) -> list[str]:
+        k = i % len(names)
+        return names[k:] + names[:k]
+
+    rounds = 0
+    while rounds < protocol.warmup_runs or not past(start, protocol.warmup_seconds):
+        if rounds >= 1 and out_of_time():
             break
-        for run in runners.values():
-            run()
-    samples: dict[str, list[int]] = {name: [] for name in runners}
-    min_rounds = min(MIN_RUNS, runs)
-    for i in range(runs):
-        if i >= min_rounds and out_of_time():
+        for name in order(rounds):
+            runners[name]()
+        rounds += 1
+
+    samples: dict[str, list[int]] = {name: [] for name in names}
+    timing_start = clock()
+    floor = min(FLOOR_RUNS, protocol.max_runs)
+    rounds = 0
+    while rounds < protocol.max_runs:
+        whole = rounds % len(names) == 0  # each runner has started a round equally often
+        if whole and rounds >= protocol.min_runs and past(timing_start, protocol.seconds):
             break
-        for name, run in runners.items():
-            start = clock()
-            run()
-            samples[name].append(clock() - start)
+        if whole and rounds >= floor and out_of_time():
+            break
+        for name in order(rounds):
+            t0 = clock()
+            runners[name]()
+            samples[name].append(clock() - t0)
+        rounds += 1
     return samples
 
 
@@ -101,17 +171,17 @@ def measure_latency(
     feeds: Mapping[str, np.ndarray],
     *,
     runtime: str = DEFAULT_RUNTIME,
-    warmup: int = 5,
-    runs: int = 30,
+    protocol: LatencyProtocol = LatencyProtocol(),
     threads: int | None = None,
-    max_seconds: float | None = 20.0,
 ) -> dict[str, LatencyStats]:
-    """Time each ONNX file on the same feeds, interleaved, in the runtime registered as ``runtime``
-    with ``threads`` intra-op threads; one ``LatencyStats`` per model name.
+    """Time each ONNX file on the same feeds, interleaved under `protocol`, in the runtime
+    registered as ``runtime`` pinned to ``threads`` intra-op threads (None: `pinned_threads()`);
+    one ``LatencyStats`` per model name, in the mapping's order.
 
     Each model gets the feeds its graph declares as inputs (extra feeds are ignored, a missing one
-    is an error). See :func:`run_interleaved` for warm-up and the time budget.
+    is an error).
     """
+    threads = pinned_threads() if threads is None else threads
     engine = get_runtime(runtime, threads=threads)
     runners: dict[str, Callable[[], object]] = {}
     for name, path in models.items():
@@ -122,7 +192,7 @@ def measure_latency(
             raise CompressorError(f"latency: {path} needs inputs {missing}, got feeds {sorted(feeds)}")
         model_feeds = {n: feeds[n] for n in wanted}
         runners[name] = _runner(engine, session, model_feeds, path)
-    samples = run_interleaved(runners, warmup=warmup, runs=runs, max_seconds=max_seconds)
+    samples = run_interleaved(runners, protocol)
     batch = _batch_of(feeds)
     return {name: LatencyStats.from_samples(s, threads, batch) for name, s in samples.items()}
 
