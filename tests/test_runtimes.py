@@ -203,8 +203,8 @@ def test_torch_cpu_runs_the_imported_model_like_onnxruntime():
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
     assert get_runtime("torch-cpu").describe()["versions"]["torch"]
-    stats = measure_latency({"a": example, "b": example}, feeds, runtime="torch-cpu", runs=5, warmup=1)
-    assert stats["a"].runs == stats["b"].runs >= 5
+    stats = measure_latency({"a": example, "b": example}, feeds, runtime="torch-cpu", protocol=LatencyProtocol.fixed(6, 1))
+    assert stats["a"].runs == stats["b"].runs == 6
 
 
 def test_torch_cuda_without_a_gpu_names_what_is_missing():
