@@ -206,6 +206,38 @@ def _registered(kind: str) -> str:
     return ", ".join({"method": METHODS, "task": TASKS, "runtime": RUNTIMES}[kind].names())
 
 
+@main.command(cls=_Command)
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--runtime", default="onnxruntime-cpu", show_default=True,
+              help=f"Runtime to time in: {_registered('runtime')} (short names ort-cpu, ort-cuda, ort-trt).")
+@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8,32.")
+@click.option("--input-shape", multiple=True, help="Input shape at batch 1 where the model leaves it open: 1x3x288x800 or NAME:1x3x288x800.")
+@click.option("--seconds", type=float, default=2.0, show_default=True, help="Time budget of the timed runs per batch size.")
+@click.option("--runs", type=int, help="Exactly this many timed runs per model instead of a time budget.")
+@click.option("--threads", type=int, help="Intra-op threads (default: the CPUs this process may use).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results (machine, date, command, samples) as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of the latency distributions.")
+def bench(models, runtime, batches, input_shape, seconds, runs, threads, seed, json_path, plot_path):
+    """Time MODELS side by side on one runtime; ratios against the first with intervals and verdicts."""
+    from compressor.runtimes.latency import LatencyProtocol
+    from deploy import bench as benchmark
+
+    if runs is not None and runs < 1:
+        raise CompressorError(f"--runs must be at least 1, got {runs}")
+    if seconds <= 0:
+        raise CompressorError(f"--seconds must be positive, got {seconds}")
+    protocol = LatencyProtocol.fixed(runs, warmup=10) if runs else LatencyProtocol(seconds=seconds)
+    result = benchmark.bench(models, runtime=runtime, batches=benchmark.parse_batches(batches),
+                             input_shapes=_input_shapes(input_shape), protocol=protocol, threads=threads, seed=seed,
+                             command=" ".join(["compress", "bench", *sys.argv[2:]]))
+    click.echo(benchmark.table(result))
+    if json_path:
+        click.echo(f"wrote {benchmark.write_json(result, json_path)}")
+    if plot_path:
+        click.echo(f"wrote {benchmark.plot(result, plot_path)}")
+
+
 @main.command(cls=_Command, name="run")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--method", default="magnitude", show_default=True, help=f"Pruning method: {_registered('method')}.")

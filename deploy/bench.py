@@ -1,0 +1,138 @@
+"""`compress bench`: latency of one or more ONNX files on one runtime, side by side.
+
+Every batch size is one interleaved measurement of all the models under the latency protocol
+(compressor/runtimes/latency.py: warm-up, a time budget, the order rotated each round, threads
+pinned), so ratios against the first model are measured in one run, each with its bootstrap
+interval and verdict (compressor/runtimes/verdict.py). Inputs are seeded random tensors of the
+first model's input shapes (image-like inputs uniform in [0, 1)). The result is a dict (written as
+JSON with the machine, date and command) and a PNG of the latency distributions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from compressor.errors import ConfigError
+from compressor.files import write_json_atomic
+from compressor.onnx_import import load_onnx
+from compressor.onnx_import.inputs import random_inputs, resolve_input_shapes
+from compressor.onnx_import.tensors import torch_to_numpy
+from compressor.reporting import formatting as fmt
+from compressor.reporting.plots import save_figure
+from compressor.runtimes import get_runtime
+from compressor.runtimes.latency import LatencyProtocol, device_label, measure_latency, pinned_threads, speedup, verdict
+from compressor.runtimes.onnxruntime_cpu import cpu_name
+
+
+def parse_batches(text: str) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]; one line naming the problem otherwise."""
+    try:
+        batches = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--batch takes sizes separated by commas, e.g. 1,8,32; got {text!r}") from None
+    if not batches or any(b < 1 for b in batches):
+        raise ConfigError(f"--batch sizes must be 1 or more, got {text!r}")
+    return batches
+
+
+def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", batches: Sequence[int] = (1,),
+          input_shapes: Mapping[str, list[int]] | None = None, protocol: LatencyProtocol = LatencyProtocol(),
+          threads: int | None = None, seed: int = 0, command: str = "") -> dict:
+    """Time `models` at each batch size; ratios and verdicts against the first model."""
+    if not models:
+        raise ConfigError("compress bench needs at least one model")
+    paths = [Path(m) for m in models]
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file")
+    threads = pinned_threads() if threads is None else threads
+    engine = get_runtime(runtime, threads=threads)  # an unknown runtime fails before any import
+    reference = load_onnx(paths[0])
+    labels = _labels(paths)
+    rows = []
+    for batch in batches:
+        shapes = resolve_input_shapes(reference, dict(input_shapes) if input_shapes else None, batch=batch)
+        tensors = random_inputs(reference, {n: [batch, *s[1:]] for n, s in shapes.items()}, batch=batch, seed=seed)
+        feeds = {name: torch_to_numpy(t) for name, t in zip(reference.input_names, tensors)}
+        stats = measure_latency(dict(zip(labels, paths)), feeds, runtime=runtime, protocol=protocol, threads=threads)
+        first = stats[labels[0]]
+        entries = []
+        for label, path in zip(labels, paths):
+            s = stats[label]
+            entry = {"model": label, "path": str(path), "latency": s.to_dict(), "samples_ms": list(s.samples_ms),
+                     "throughput_per_s": batch * 1000.0 / s.mean_ms if s.mean_ms > 0 else None}
+            if label != labels[0]:
+                v = verdict(first, s)
+                entry["vs_first"] = {**v.to_dict(), "speedup": speedup(first, s)}
+            entries.append(entry)
+        rows.append({"batch": batch, "inputs": {n: [batch, *s[1:]] for n, s in shapes.items()}, "models": entries})
+    return {
+        "command": command,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_name()},
+        "runtime": engine.name,
+        "device": device_label(engine.describe()),
+        "describe": engine.describe(),
+        "threads": threads,
+        "protocol": protocol.to_dict(),
+        "seed": seed,
+        "batches": rows,
+    }
+
+
+def table(result: Mapping) -> str:
+    """The console table: one row per model and batch, the ratio against the first in words."""
+    header = ("batch", "model", "p50", "p90", "p99", "mean", "min", "max", "runs", "per s", "vs first")
+    lines = []
+    for row in result["batches"]:
+        for entry in row["models"]:
+            s = entry["latency"]
+            versus = ""
+            if "vs_first" in entry:
+                v = entry["vs_first"]
+                versus = fmt.latency_verdict({"speedup": v["speedup"], "speedup_interval": v["interval"], "verdict": v["verdict"],
+                                              "confidence": v["confidence"], "dense": {"runs": v["samples"]}}, sign="x", dash="-")
+            lines.append((str(row["batch"]), entry["model"], *(fmt.milliseconds(s[k]) for k in ("p50_ms", "p90_ms", "p99_ms",
+                          "mean_ms", "min_ms", "max_ms")), str(s["runs"]), f"{entry['throughput_per_s']:.1f}", versus))
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    out = [f"{result['runtime']} on {result['device']}, {result['threads']} threads; ratios: first model's p50 / this one's"]
+    out.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    return "\n".join(out)
+
+
+def write_json(result: Mapping, path: Path) -> Path:
+    return write_json_atomic(Path(path), result)
+
+
+def plot(result: Mapping, path: Path) -> Path | None:
+    """Box plots of every model's latency samples, one panel per batch size."""
+    from matplotlib.figure import Figure
+
+    rows = result["batches"]
+    figure = Figure(figsize=(4.0 + 1.2 * len(rows[0]["models"]) * len(rows), 3.6), layout="constrained")
+    axes = figure.subplots(1, len(rows), squeeze=False)[0]
+    for ax, row in zip(axes, rows):
+        ax.boxplot([entry["samples_ms"] for entry in row["models"]], showfliers=False)
+        ax.set_xticks(range(1, len(row["models"]) + 1), [entry["model"] for entry in row["models"]], rotation=20, fontsize=7)
+        ax.set_title(f"batch {row['batch']}", fontsize=9)
+        ax.set_ylabel("latency per run (ms)")
+        ax.grid(alpha=0.3, axis="y")
+    figure.suptitle(f"{result['runtime']}: {result['device']}", fontsize=9)
+    return save_figure(figure, Path(path))
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    """Model names for tables: file names, made unique with their folder when two clash."""
+    names = [p.name for p in paths]
+    labels = []
+    for i, path in enumerate(paths):
+        label = names[i] if names.count(names[i]) == 1 else f"{path.parent.name}/{path.name}"
+        while label in labels:
+            label += "'"
+        labels.append(label)
+    return labels
