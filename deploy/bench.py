@@ -3,7 +3,9 @@
 Every batch size is one interleaved measurement of all the models under the latency protocol
 (compressor/runtimes/latency.py: warm-up, a time budget, the order rotated each round, threads
 pinned), so ratios against the first model are measured in one run, each with its bootstrap
-interval and verdict (compressor/runtimes/verdict.py). Inputs are seeded random tensors of the
+interval and verdict (compressor/runtimes/verdict.py). The first model also runs a second time in
+the same rounds, as a same-file control: a ratio is only called faster or slower beyond what the
+control's own ratio reached. Inputs are seeded random tensors of the
 first model's input shapes (image-like inputs uniform in [0, 1)). The result is a dict (written as
 JSON with the machine, date and command) and a PNG of the latency distributions.
 """
@@ -26,6 +28,9 @@ from compressor.reporting.plots import save_figure
 from compressor.runtimes import get_runtime
 from compressor.runtimes.latency import LatencyProtocol, device_label, measure_latency, pinned_threads, speedup, verdict
 from compressor.runtimes.onnxruntime_cpu import cpu_name
+
+
+CONTROL = "control"  # the first model opened a second time
 
 
 def parse_batches(text: str) -> list[int]:
@@ -58,18 +63,23 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", batches: 
         shapes = resolve_input_shapes(reference, dict(input_shapes) if input_shapes else None, batch=batch)
         tensors = random_inputs(reference, {n: [batch, *s[1:]] for n, s in shapes.items()}, batch=batch, seed=seed)
         feeds = {name: torch_to_numpy(t) for name, t in zip(reference.input_names, tensors)}
-        stats = measure_latency(dict(zip(labels, paths)), feeds, runtime=runtime, protocol=protocol, threads=threads)
-        first = stats[labels[0]]
+        # the first model a second time, in the same rounds: the margin a ratio must clear (verdict.control_margin)
+        timed = {**dict(zip(labels, paths)), CONTROL: paths[0]}
+        stats = measure_latency(timed, feeds, runtime=runtime, protocol=protocol, threads=threads)
+        first, control = stats[labels[0]], stats[CONTROL]
+        same_file = verdict(first, control)
         entries = []
         for label, path in zip(labels, paths):
             s = stats[label]
             entry = {"model": label, "path": str(path), "latency": s.to_dict(), "samples_ms": list(s.samples_ms),
                      "throughput_per_s": batch * 1000.0 / s.mean_ms if s.mean_ms > 0 else None}
             if label != labels[0]:
-                v = verdict(first, s)
+                v = verdict(first, s, control)
                 entry["vs_first"] = {**v.to_dict(), "speedup": speedup(first, s)}
             entries.append(entry)
-        rows.append({"batch": batch, "inputs": {n: [batch, *s[1:]] for n, s in shapes.items()}, "models": entries})
+        rows.append({"batch": batch, "inputs": {n: [batch, *s[1:]] for n, s in shapes.items()}, "models": entries,
+                     "control": {"ratio": same_file.ratio, "interval": same_file.interval,
+                                 "samples_ms": list(control.samples_ms)}})
     return {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -100,6 +110,11 @@ def table(result: Mapping) -> str:
                           "mean_ms", "min_ms", "max_ms")), str(s["runs"]), f"{entry['throughput_per_s']:.1f}", versus))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     out = [f"{result['runtime']} on {result['device']}, {result['threads']} threads; ratios: first model's p50 / this one's"]
+    for row in result["batches"]:
+        c = row["control"]
+        span = f", 95% interval {c['interval'][0]:.3f}-{c['interval'][1]:.3f}" if c["interval"] else ""
+        out.append(f"batch {row['batch']}: same-file control (the first model timed again) {c['ratio']:.3f}{span}; "
+                   "a ratio inside that reach is no measurable difference")
     out.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     return "\n".join(out)

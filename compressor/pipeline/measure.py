@@ -21,6 +21,9 @@ def latency_protocol(opts: MeasureOptions) -> LatencyProtocol:
     return replace(base, max_runs=opts.latency_runs, min_runs=min(base.min_runs, opts.latency_runs))
 
 
+CONTROL = "dense (control)"
+
+
 @register_stage("measure")
 def measure(state: RunState) -> Measured:
     loaded, exported, opts = state.loaded, state.exported, state.options.measure
@@ -29,15 +32,19 @@ def measure(state: RunState) -> Measured:
 
     def run() -> dict:
         protocol = latency_protocol(opts)
-        stats = measure_latency({"dense": state.path, "compressed": exported.result.path}, feeds,
+        # the dense file a second time, in the same rounds: how far two sessions of one file differ
+        stats = measure_latency({"dense": state.path, "compressed": exported.result.path, CONTROL: state.path}, feeds,
                                 runtime=opts.runtime, protocol=protocol)
-        dense, compressed = stats["dense"], stats["compressed"]
-        ratio = verdict(dense, compressed)
+        dense, compressed, control = stats["dense"], stats["compressed"], stats[CONTROL]
+        ratio = verdict(dense, compressed, control)
+        same_file = verdict(dense, control)
         runtime = get_runtime(opts.runtime, threads=dense.threads)
         bootstrap = {k: v for k, v in ratio.to_dict().items() if k in ("paired", "resamples", "seed")}
         return {"dense": dense.to_dict(), "compressed": compressed.to_dict(), "speedup": speedup(dense, compressed),
                 "speedup_interval": list(ratio.interval) if ratio.interval else None, "verdict": ratio.verdict,
                 "confidence": ratio.confidence, "margin": ratio.margin,
+                "control": {"ratio": same_file.ratio, "interval": list(same_file.interval) if same_file.interval else None,
+                            "what": "the dense file against a second session of itself, in the same rounds"},
                 "protocol": {**protocol.to_dict(), "rounds": dense.runs, "threads": dense.threads,
                              "order": "rotated each round", "bootstrap": bootstrap},
                 "runtime": runtime.name, "device": device_label(runtime.describe())}

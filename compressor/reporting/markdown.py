@@ -150,13 +150,13 @@ def _latency(report: Mapping) -> str:
     verdict = fmt.latency_verdict(latency)
     if verdict:
         lines += ["", f"Dense p50 / compressed p50: **{verdict}**."]
-        protocol = _protocol_text(latency.get("protocol"), latency.get("margin"))
+        protocol = _protocol_text(latency.get("protocol"), latency.get("margin"), latency.get("control"))
         if protocol:
             lines += ["", protocol]
     return "\n".join(lines)
 
 
-def _protocol_text(protocol, margin) -> str:
+def _protocol_text(protocol, margin, control=None) -> str:
     """How the figures were taken, so that a reader can judge the verdict."""
     if not isinstance(protocol, Mapping):
         return ""
@@ -169,9 +169,14 @@ def _protocol_text(protocol, margin) -> str:
         how = "paired by round" if boot.get("paired") else "each model resampled independently"
         parts.append(f"Interval: percentile bootstrap of the ratio of medians, {how}, {boot.get('resamples')} "
                      f"resamples, seed {boot.get('seed')}.")
+    if isinstance(control, Mapping) and fmt.is_number(control.get("ratio")):
+        interval = control.get("interval")
+        span = f", interval {interval[0]:.3f}–{interval[1]:.3f}" if interval else ""
+        parts.append(f"Same-file control ({control.get('what', 'the dense file timed again')}): ratio "
+                     f"{control['ratio']:.3f}{span}; the margin below is at least what it reached.")
     if fmt.is_number(margin):
         parts.append(f"A ratio is called faster or slower only when the interval excludes 1 and it differs from 1 "
-                     f"by at least {margin * 100:g}%.")
+                     f"by at least {margin * 100:.3g}%.")
     return " ".join(parts)
 
 

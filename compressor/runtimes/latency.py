@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import CompressorError, InferenceError
 from .base import Runtime, RuntimeSession, get_runtime
-from .verdict import RatioVerdict, compare
+from .verdict import RatioVerdict, compare, control_margin
 
 FLOOR_RUNS = 5  # past max_seconds, timing still gets this many rounds
 DEFAULT_RUNTIME = "onnxruntime-cpu"
@@ -103,9 +103,12 @@ def speedup(dense: LatencyStats, compressed: LatencyStats) -> float:
     return dense.p50_ms / compressed.p50_ms
 
 
-def verdict(dense: LatencyStats, compressed: LatencyStats, **options) -> RatioVerdict:
+def verdict(dense: LatencyStats, compressed: LatencyStats, control: LatencyStats | None = None, **options) -> RatioVerdict:
     """dense p50 / compressed p50 with its interval and verdict, paired by round (see verdict.py);
-    `options` go to `verdict.compare`."""
+    `options` go to `verdict.compare`. With `control` (the dense file opened a second time and timed
+    in the same rounds) the margin is what the control's own ratio reached (`control_margin`)."""
+    if control is not None and "margin" not in options:
+        options["margin"] = control_margin(compare(dense.samples_ms, control.samples_ms))
     return compare(dense.samples_ms, compressed.samples_ms, **options)
 
 

@@ -112,3 +112,17 @@ def compare(numerator: Sequence[float], denominator: Sequence[float], *, confide
     ratio = ratio_of_medians(numerator, denominator)
     return RatioVerdict(ratio=ratio, interval=interval, verdict=decide(ratio, interval, margin), confidence=confidence,
                         samples=samples, margin=margin, paired=paired, resamples=resamples, seed=seed)
+
+
+def control_margin(control: RatioVerdict, floor: float = MARGIN) -> float:
+    """The margin a same-file control measured in the same rounds justifies: how far from 1 the
+    ratio of a file to its own copy reached (interval ends included), never below `floor`.
+
+    Two sessions of the same file are not timed alike: on a 2-core EPYC the LeNet example against
+    its byte copy read 1.013 to 1.047 over five measurements, with intervals clear of 1
+    (docs/benchmarks.md, bench/latency_repeatability.py). A difference no larger than that is the
+    measurement, not the model."""
+    if control.interval is None:
+        return floor
+    low, high = control.interval
+    return max(floor, high - 1.0, 1.0 / low - 1.0 if low > 0 else float("inf"))
