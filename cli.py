@@ -289,6 +289,7 @@ def bench(models, runtime, batches, input_shape, seconds, runs, threads, seed, j
 @click.option("--error-budget", type=float,
               help="Keep dense the layers adding most to the predicted joint output error until it fits this "
                    "(default 0.1 for one-shot runs, off when training follows; 0: off).")
+@click.option("--engine", type=click.Choice(["trt"]), help="Also build a TensorRT engine next to the pruned ONNX (model.engine).")
 @click.option("--dynamic-batch", is_flag=True,
               help="Declare the exported model's batch dimension symbolic (refused when the batch is baked into the graph).")
 @click.option("--latency-seconds", type=float, default=2.0, show_default=True,

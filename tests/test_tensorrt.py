@@ -355,3 +355,20 @@ def test_engine_stage_without_tensorrt_fails_the_run_cleanly(no_tensorrt, tmp_pa
     with pytest.raises(MissingToolError, match="`tensorrt` is not installed and the `trtexec` binary"):
         compress(EXAMPLE, method="magnitude", sparsity=0.5, epochs=0, output=tmp_path / "out", stages=WITH_ENGINE, **QUIET)
     assert not (tmp_path / "out" / "model.onnx").exists() and not (tmp_path / "out" / "model.engine").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in trtexec is a script run through its #! line")
+def test_run_with_engine_trt_builds_it_and_checks_for_tensorrt_first(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    result = CliRunner().invoke(main, ["run", str(EXAMPLE), "--sparsity", "0.5", "--epochs", "0", "--engine", "trt",
+                                       "-o", str(tmp_path / "none"), "-q", "--latency-runs", "3"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "`trtexec` binary is not on PATH" in result.stderr
+    assert not (tmp_path / "none").exists()  # refused before any work: nothing written, nothing trained
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_trtexec(bin_dir)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    report = compress(EXAMPLE, method="magnitude", sparsity=0.5, epochs=0, output=tmp_path / "out", engine="trt", **QUIET)
+    assert (tmp_path / "out" / "model.engine").read_bytes() == b"engine" and report["engine"]["route"] == "trtexec"

@@ -80,6 +80,7 @@ class OutputOptions:
     resume: bool = False
     sparse_initializers: bool = False
     dynamic_batch: bool = False  # declare the exported file's batch symbolic (the model must generalise)
+    engine: str | None = None  # "trt": also build a TensorRT engine next to the pruned ONNX (the `engine` stage)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class MeasureOptions:
 
 GROUPS = {"source": SourceOptions, "plan": PlanOptions, "training": TrainingOptions, "output": OutputOptions,
           "measure": MeasureOptions}
-NOT_FINGERPRINTED = {"output", "resume", "progress", "latency_runs", "latency_seconds", "runtime", "sparse_initializers",
+NOT_FINGERPRINTED = {"output", "resume", "progress", "engine", "latency_runs", "latency_seconds", "runtime", "sparse_initializers",
                      "dynamic_batch"}
 # options added after checkpoints existed: at these values they are left out, so older checkpoints stay resumable
 FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_threshold": DEFAULT_MAX_RELATIVE_L2,
@@ -174,6 +175,8 @@ class CompressOptions:
             plan.thresholds()
         if plan.scope not in ("layer", "global"):
             raise ConfigError(f"--scope must be layer or global, got {plan.scope!r}")
+        if self.output.engine not in (None, "trt"):
+            raise ConfigError(f"--engine takes trt, got {self.output.engine!r}")
         # unknown names fail here, before any work, not after the training
         METHODS.get(self.method)
         RUNTIMES.get(self.measure.runtime)

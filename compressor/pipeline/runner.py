@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from .options import CompressOptions
-from .stages import DEFAULT_STAGES, resolve_stages
+from .stages import DEFAULT_STAGES, insert_stage, resolve_stages
 from .state import STAGING_DIR, RunState
 
 
@@ -21,6 +21,8 @@ class Pipeline:
         self.options = options
         self.log = log
         self.stages = tuple(stages)
+        if options.output.engine and "engine" not in self.stages:  # --engine trt: the exporters' engine stage
+            self.stages = insert_stage(self.stages, "engine", after="export")
 
     def run(self) -> dict:
         """Run every stage; returns the report (the output of the last stage)."""
@@ -29,6 +31,9 @@ class Pipeline:
         out_dir = Path(opts.output.output) if opts.output.output else Path("compressed") / f"{self.path.stem}-{opts.method}"
         created = not out_dir.exists()
         state = RunState(self.path, opts, self.log, out_dir, out_dir / STAGING_DIR)
+        for _, stage in stages:  # what a stage needs from the machine is checked before any work
+            if hasattr(stage, "preflight"):
+                stage.preflight(state)
         try:
             for name, stage in stages:
                 state.outputs[name] = stage(state)

@@ -1,8 +1,9 @@
 """The pipeline's `engine` stage: a TensorRT engine built from the exported ONNX, next to it in the
 run's output, with the layers that went 2:4 sparse in report.json.
 
-Not in the default order (most machines have no TensorRT); a run asks for it with
-`insert_stage(DEFAULT_STAGES, "engine", after="export")`. It builds with the exporter's defaults
+Not in the default order (most machines have no TensorRT); a run asks for it with `--engine trt`
+(`engine="trt"`) or `insert_stage(DEFAULT_STAGES, "engine", after="export")`. Its preflight
+finds TensorRT or trtexec before the run starts, so a missing one costs no training. It builds with the exporter's defaults
 (FP16, 2:4 kernels where the precision allows, whichever of the package or trtexec is installed).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from compressor.pipeline.stages import register_stage
 from compressor.pipeline.state import RunState
 
-from .engine import EngineOutcome, make_engine
+from .engine import EngineOutcome, choose_route, make_engine
 
 ENGINE_FILE = "model.engine"
 
@@ -38,3 +39,10 @@ def engine(state: RunState) -> EngineBuilt:
     outcome = state.timed("engine_s", lambda: make_engine(state.staging / "model.onnx", state.staging / ENGINE_FILE))
     state.notes.extend(f"Engine: {note}." for note in outcome.decision.notes)
     return EngineBuilt(outcome)
+
+
+def _preflight(state: RunState) -> None:
+    choose_route()  # the package or trtexec, else one line naming both
+
+
+engine.preflight = _preflight
