@@ -74,19 +74,20 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", batches: 
             entry = {"model": label, "path": str(path), "latency": s.to_dict(), "samples_ms": list(s.samples_ms),
                      "throughput_per_s": batch * 1000.0 / s.mean_ms if s.mean_ms > 0 else None}
             if label != labels[0]:
-                v = verdict(first, s, control)
+                v = verdict(first, s, same_file)
                 entry["vs_first"] = {**v.to_dict(), "speedup": speedup(first, s)}
             entries.append(entry)
         rows.append({"batch": batch, "inputs": {n: [batch, *s[1:]] for n, s in shapes.items()}, "models": entries,
                      "control": {"ratio": same_file.ratio, "interval": same_file.interval,
                                  "samples_ms": list(control.samples_ms)}})
+    description = engine.describe()
     return {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_name()},
         "runtime": engine.name,
-        "device": device_label(engine.describe()),
-        "describe": engine.describe(),
+        "device": device_label(description),
+        "describe": description,
         "threads": threads,
         "protocol": protocol.to_dict(),
         "seed": seed,

@@ -36,8 +36,8 @@ def measure(state: RunState) -> Measured:
         stats = measure_latency({"dense": state.path, "compressed": exported.result.path, CONTROL: state.path}, feeds,
                                 runtime=opts.runtime, protocol=protocol)
         dense, compressed, control = stats["dense"], stats["compressed"], stats[CONTROL]
-        ratio = verdict(dense, compressed, control)
         same_file = verdict(dense, control)
+        ratio = verdict(dense, compressed, same_file)
         runtime = get_runtime(opts.runtime, threads=dense.threads)
         bootstrap = {k: v for k, v in ratio.to_dict().items() if k in ("paired", "resamples", "seed")}
         return {"dense": dense.to_dict(), "compressed": compressed.to_dict(), "speedup": speedup(dense, compressed),

@@ -103,12 +103,12 @@ def speedup(dense: LatencyStats, compressed: LatencyStats) -> float:
     return dense.p50_ms / compressed.p50_ms
 
 
-def verdict(dense: LatencyStats, compressed: LatencyStats, control: LatencyStats | None = None, **options) -> RatioVerdict:
+def verdict(dense: LatencyStats, compressed: LatencyStats, control: RatioVerdict | None = None, **options) -> RatioVerdict:
     """dense p50 / compressed p50 with its interval and verdict, paired by round (see verdict.py);
-    `options` go to `verdict.compare`. With `control` (the dense file opened a second time and timed
-    in the same rounds) the margin is what the control's own ratio reached (`control_margin`)."""
+    `options` go to `verdict.compare`. With `control` (the verdict of the dense file against a second
+    session of itself, timed in the same rounds) the margin is what that ratio reached (`control_margin`)."""
     if control is not None and "margin" not in options:
-        options["margin"] = control_margin(compare(dense.samples_ms, control.samples_ms))
+        options["margin"] = control_margin(control)
     return compare(dense.samples_ms, compressed.samples_ms, **options)
 
 
