@@ -212,24 +212,30 @@ def _registered(kind: str) -> str:
               help=f"Runtime to time in: {_registered('runtime')} (short names ort-cpu, ort-cuda, ort-trt).")
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,8,32.")
 @click.option("--input-shape", multiple=True, help="Input shape at batch 1 where the model leaves it open: 1x3x288x800 or NAME:1x3x288x800.")
-@click.option("--seconds", type=float, default=2.0, show_default=True, help="Time budget of the timed runs per batch size.")
+@click.option("--runtime-option", "runtime_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the runtime, e.g. torch-cuda: cuda_graph=true, semi_structured=true, compile=default "
+                   "(repeatable; an unknown key lists the runtime's options).")
+@click.option("--seconds", type=float, help="Time budget of the timed runs per batch size (default 2 s on a CPU; on a GPU "
+                                           "10 s and at least 1000 runs, deploy.md §6).")
 @click.option("--runs", type=int, help="Exactly this many timed runs per model instead of a time budget.")
 @click.option("--threads", type=int, help="Intra-op threads (default: the CPUs this process may use).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results (machine, date, command, samples) as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of the latency distributions.")
-def bench(models, runtime, batches, input_shape, seconds, runs, threads, seed, json_path, plot_path):
+def bench(models, runtime, runtime_option, batches, input_shape, seconds, runs, threads, seed, json_path, plot_path):
     """Time MODELS side by side on one runtime; ratios against the first with intervals and verdicts."""
-    from compressor.runtimes.latency import LatencyProtocol
+    from compressor.runtimes.base import parse_runtime_options
+    from compressor.runtimes.latency import LatencyProtocol, parse_batches
     from deploy import bench as benchmark
 
     if runs is not None and runs < 1:
         raise CompressorError(f"--runs must be at least 1, got {runs}")
-    if seconds <= 0:
+    if seconds is not None and seconds <= 0:
         raise CompressorError(f"--seconds must be positive, got {seconds}")
-    protocol = LatencyProtocol.fixed(runs, warmup=10) if runs else LatencyProtocol(seconds=seconds)
-    result = benchmark.bench(models, runtime=runtime, batches=benchmark.parse_batches(batches),
-                             input_shapes=_input_shapes(input_shape), protocol=protocol, threads=threads, seed=seed,
+    protocol = LatencyProtocol.fixed(runs, warmup=10) if runs else None
+    result = benchmark.bench(models, runtime=runtime, runtime_options=parse_runtime_options(runtime_option),
+                             batches=parse_batches(batches), input_shapes=_input_shapes(input_shape), protocol=protocol,
+                             seconds=seconds, threads=threads, seed=seed,
                              command=" ".join(["compress", "bench", *sys.argv[2:]]))
     click.echo(benchmark.table(result))
     if json_path:
@@ -292,23 +298,32 @@ def bench(models, runtime, batches, input_shape, seconds, runs, threads, seed, j
 @click.option("--engine", type=click.Choice(["trt"]), help="Also build a TensorRT engine next to the pruned ONNX (model.engine).")
 @click.option("--dynamic-batch", is_flag=True,
               help="Declare the exported model's batch dimension symbolic (refused when the batch is baked into the graph).")
-@click.option("--latency-seconds", type=float, default=2.0, show_default=True,
-              help="Time budget of the timed latency rounds (after warm-up); fast models get more rounds.")
+@click.option("--latency-seconds", type=float,
+              help="Time budget of the timed latency rounds (after warm-up), fast models get more rounds "
+                   "(default 2 s on a CPU runtime; 10 s and at least 1000 rounds on a GPU one, deploy.md §6).")
 @click.option("--latency-runs", type=int, help="At most this many timed latency rounds (default: as many as "
-                                                "--latency-seconds allows, up to 20000).")
+                                                "--latency-seconds allows).")
+@click.option("--latency-batch", "latency_batches", default="1", show_default=True,
+              help="Batch sizes the latency is measured at, e.g. 1,8,32 (a model fixed to one batch: that one).")
 @click.option("--runtime", default="onnxruntime-cpu", show_default=True, help=f"Runtime the latency is measured in: {_registered('runtime')}.")
+@click.option("--runtime-option", "runtime_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the runtime, e.g. torch-cuda: cuda_graph=true, semi_structured=true (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @_method_options
-def run(model: Path, input_shape, overrides, exclude, quiet, method_option, **options):
+def run(model: Path, input_shape, overrides, exclude, quiet, method_option, runtime_option, latency_batches, **options):
     """Prune MODEL and write the pruned ONNX model and a report."""
     from compressor.methods.options import parse_method_options
     from compressor.pipeline import compress
     from compressor.reporting import console_summary
+    from compressor.runtimes.base import parse_runtime_options
+    from compressor.runtimes.latency import parse_batches
 
     log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     report = compress(model, log=log, overrides=_overrides(overrides), exclude=tuple(exclude),
                       input_shapes=_input_shapes(input_shape), progress=not quiet,
-                      method_options=parse_method_options(method_option, options["method"]), **options)
+                      method_options=parse_method_options(method_option, options["method"]),
+                      runtime_options=parse_runtime_options(runtime_option),
+                      latency_batches=parse_batches(latency_batches, "--latency-batch"), **options)
     click.echo(console_summary(report))
 
 

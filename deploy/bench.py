@@ -26,28 +26,20 @@ from compressor.onnx_import.tensors import torch_to_numpy
 from compressor.reporting import formatting as fmt
 from compressor.reporting.plots import save_figure
 from compressor.runtimes import get_runtime
-from compressor.runtimes.latency import LatencyProtocol, device_label, measure_latency, pinned_threads, speedup, verdict
+from compressor.runtimes.latency import (LatencyProtocol, default_protocol, device_label, measure_latency, pinned_threads,
+                                         speedup, verdict)
 from compressor.runtimes.onnxruntime_cpu import cpu_name
 
 
 CONTROL = "control"  # the first model opened a second time
 
 
-def parse_batches(text: str) -> list[int]:
-    """'1,8,32' -> [1, 8, 32]; one line naming the problem otherwise."""
-    try:
-        batches = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"--batch takes sizes separated by commas, e.g. 1,8,32; got {text!r}") from None
-    if not batches or any(b < 1 for b in batches):
-        raise ConfigError(f"--batch sizes must be 1 or more, got {text!r}")
-    return batches
-
-
-def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", batches: Sequence[int] = (1,),
-          input_shapes: Mapping[str, list[int]] | None = None, protocol: LatencyProtocol = LatencyProtocol(),
-          threads: int | None = None, seed: int = 0, command: str = "") -> dict:
-    """Time `models` at each batch size; ratios and verdicts against the first model."""
+def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", runtime_options: Mapping[str, object] | None = None,
+          batches: Sequence[int] = (1,), input_shapes: Mapping[str, list[int]] | None = None,
+          protocol: LatencyProtocol | None = None, seconds: float | None = None, threads: int | None = None,
+          seed: int = 0, command: str = "") -> dict:
+    """Time `models` at each batch size; ratios and verdicts against the first model. `protocol`
+    None: the default for the runtime's device (`default_protocol`), with `seconds` as its budget."""
     if not models:
         raise ConfigError("compress bench needs at least one model")
     paths = [Path(m) for m in models]
@@ -55,7 +47,8 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", batches: 
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
     threads = pinned_threads() if threads is None else threads
-    engine = get_runtime(runtime, threads=threads)  # an unknown runtime fails before any import
+    engine = get_runtime(runtime, threads=threads, options=runtime_options)  # an unknown runtime or option fails before any import
+    protocol = protocol if protocol is not None else default_protocol(engine.device_kind, seconds)
     reference = load_onnx(paths[0])
     labels = _labels(paths)
     rows = []
@@ -65,13 +58,14 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", batches: 
         feeds = {name: torch_to_numpy(t) for name, t in zip(reference.input_names, tensors)}
         # the first model a second time, in the same rounds: the margin a ratio must clear (verdict.control_margin)
         timed = {**dict(zip(labels, paths)), CONTROL: paths[0]}
-        stats = measure_latency(timed, feeds, runtime=runtime, protocol=protocol, threads=threads)
+        stats = measure_latency(timed, feeds, runtime=engine, protocol=protocol)
         first, control = stats[labels[0]], stats[CONTROL]
         same_file = verdict(first, control)
         entries = []
         for label, path in zip(labels, paths):
             s = stats[label]
             entry = {"model": label, "path": str(path), "latency": s.to_dict(), "samples_ms": list(s.samples_ms),
+                     "clock": s.clock,
                      "throughput_per_s": batch * 1000.0 / s.mean_ms if s.mean_ms > 0 else None}
             if label != labels[0]:
                 v = verdict(first, s, same_file)
@@ -86,6 +80,7 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", batches: 
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_name()},
         "runtime": engine.name,
+        "runtime_options": engine.options_dict(),
         "device": device_label(description),
         "describe": description,
         "threads": threads,
@@ -110,7 +105,15 @@ def table(result: Mapping) -> str:
             lines.append((str(row["batch"]), entry["model"], *(fmt.milliseconds(s[k]) for k in ("p50_ms", "p90_ms", "p99_ms",
                           "mean_ms", "min_ms", "max_ms")), str(s["runs"]), f"{entry['throughput_per_s']:.1f}", versus))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    out = [f"{result['runtime']} on {result['device']}, {result['threads']} threads; ratios: first model's p50 / this one's"]
+    options = ", ".join(f"{k}={v}" for k, v in (result.get("runtime_options") or {}).items())
+    clock = next((e.get("clock") for row in result["batches"] for e in row["models"] if e.get("clock")), None)
+    out = [f"{result['runtime']}{f' ({options})' if options else ''} on {result['device']}, {result['threads']} threads; "
+           f"{f'each time is {clock}; ' if clock else ''}ratios: first model's p50 / this one's"]
+    for entry in result["batches"][0]["models"]:
+        kernels = (entry["latency"].get("details") or {}).get("semi_structured")
+        if kernels:
+            out.append(f"{entry['model']}: {kernels['sparse_layers']} of {len(kernels['layers'])} prunable layers on "
+                       f"semi-structured 2:4 kernels ({kernels['backend']})")
     for row in result["batches"]:
         c = row["control"]
         span = f", 95% interval {c['interval'][0]:.3f}-{c['interval'][1]:.3f}" if c["interval"] else ""

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from cli import main
-from deploy.bench import parse_batches
+from compressor.runtimes.latency import parse_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = ROOT / "examples" / "lenet5_digits.onnx"
@@ -75,4 +75,4 @@ def test_bench_on_a_runtime_that_is_not_here_says_what_is_missing():
 
 
 def test_batch_sizes_parse():
-    assert parse_batches("1,8, 32") == [1, 8, 32]
+    assert parse_batches("1,8, 32") == (1, 8, 32)

@@ -158,8 +158,8 @@ def test_pipeline_reports_the_runtime_it_measured_in(model_path, tmp_path, count
     assert latency["dense"]["threads"] == latency["protocol"]["threads"] == threads
     md = (out / "report.md").read_text(encoding="utf-8")
     assert re.search(r"\| latency p50 \(Abacus\) \|", md)
-    assert f"Abacus (beads 2.0, {threads} threads): host wall time of one counting `run` call" in md
-    assert "onnxruntime `run`" not in md and "(CPU)" not in md
+    assert f"Abacus (beads 2.0, {threads} threads): host wall time of one counting run" in md
+    assert "onnxruntime-cpu run" not in md and "(CPU)" not in md
 
 
 def test_default_pipeline_latency_names_onnxruntime_cpu(model_path, tmp_path):
@@ -216,3 +216,29 @@ def test_torch_cuda_without_a_gpu_names_what_is_missing():
         pytest.skip("this machine has a CUDA GPU")
     with pytest.raises(MissingToolError, match="needs a CUDA GPU"):
         get_runtime("torch-cuda").open(ROOT / "examples" / "lenet5_digits.onnx")
+
+
+def test_pipeline_measures_each_batch_size_asked_for(model_path, tmp_path, counting):
+    out = tmp_path / "out"
+    report = compress(model_path, runtime="counting", latency_batches=(1, 3), output=out, progress=False,
+                      latency_runs=5, log=lambda m: None)
+    latency = report["latency_ms"]
+    assert [b["batch"] for b in latency["by_batch"]] == [1, 3]
+    assert [b["dense"]["batch"] for b in latency["by_batch"]] == [1, 3]
+    assert latency["batch"] == 1 and latency["dense"] == latency["by_batch"][0]["dense"]
+    for entry in latency["by_batch"]:  # every batch size has its own control and verdict
+        assert entry["verdict"] and entry["control"]["ratio"] > 0 and entry["clock"] == "host wall time"
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| batch | dense p50 | compressed p50 | dense p50 / compressed p50 | same-file control |" in md
+    assert re.search(r"^\| 3 \| [\d.]+ ms \| [\d.]+ ms \| ", md, re.M)
+
+
+def test_latency_options_fail_before_any_work(model_path, tmp_path):
+    runner = CliRunner()
+    for args, message in [(["--latency-batch", "1,0"], "--latency-batch sizes must be 1 or more"),
+                          (["--runtime", "torch-cpu", "--runtime-option", "cuda_graph=true"], "has no option 'cuda_graph'"),
+                          (["--runtime-option", "threads"], "expected KEY=VALUE")]:
+        result = runner.invoke(main, ["run", str(model_path), "-o", str(tmp_path / "o"), *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "o").exists()

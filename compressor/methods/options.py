@@ -8,11 +8,10 @@ without help (tuning constants such as OLMP's population) are reachable through 
 
 from __future__ import annotations
 
-import types
-import typing
 from dataclasses import MISSING, dataclass, fields
 
 from ..errors import ConfigError
+from ..typed_options import convert, field_type, split_pairs
 from .base import METHODS
 
 
@@ -24,14 +23,6 @@ class MethodOption:
     choices: tuple[str, ...] | None
     help: str  # composed from the methods' help texts and defaults
     methods: tuple[str, ...]
-
-
-def field_type(config_cls, name: str) -> type:
-    """The scalar type of a Config field (`int | None` -> int)."""
-    hint = typing.get_type_hints(config_cls)[name]
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint
 
 
 def method_options() -> list[MethodOption]:
@@ -75,29 +66,8 @@ def parse_method_options(values: tuple[str, ...] | list[str], method: str) -> di
     cls = METHODS.get(method)
     known = {f.name: f for f in fields(cls.Config)}
     parsed = {}
-    for value in values:
-        key, sep, raw = value.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ConfigError(f"bad --method-option {value!r}: expected KEY=VALUE, e.g. 'population=20'")
+    for key, raw in split_pairs(values, "--method-option", "population=20"):
         if key not in known:
             raise ConfigError(f"method {cls.name!r} has no option {key!r} (options: {', '.join(sorted(known))})")
-        parsed[key] = convert(raw.strip(), field_type(cls.Config, key), f"--method-option {key}")
+        parsed[key] = convert(raw, field_type(cls.Config, key), f"--method-option {key}")
     return parsed
-
-
-def convert(raw: str, kind: type, label: str):
-    if kind is bool:
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{label} must be true or false, got {raw!r}")
-    if kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            raise ConfigError(f"{label} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
-    if kind is str:
-        return raw
-    raise ConfigError(f"{label} is not settable from the command line")

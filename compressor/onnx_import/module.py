@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -138,6 +138,16 @@ class OnnxModule(nn.Module):
     def weight_parameters(self) -> dict[str, nn.Parameter]:
         """The prunable weights (Conv/ConvTranspose/Gemm/MatMul weight inputs) by ONNX name."""
         return {n: self.parameter(n) for n in self.weights}
+
+    def replace_step_function(self, label: str, fn: Callable) -> None:
+        """Run `fn` for the node `label` instead of its own function: same inputs, same outputs.
+        For runtimes that give a node another kernel (e.g. 2:4 weights on sparse kernels); the
+        graph, the parameters and the export are unchanged."""
+        for i, step in enumerate(self._steps):
+            if step.label == label:
+                self._steps[i] = replace(step, fn=fn)
+                return
+        raise KeyError(f"no node {label!r} in this model's execution plan")
 
     # ---- execution -------------------------------------------------------------------------
     def forward(self, *inputs: torch.Tensor):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods import METHODS
-from ..runtimes import RUNTIMES
+from ..runtimes import get_runtime
 from ..tasks import TASKS
 from ..tasks.base import AUTO
 from ..sensitivity import DEFAULT_MAX_RELATIVE_L2
@@ -86,17 +86,20 @@ class OutputOptions:
 @dataclass
 class MeasureOptions:
     """The measure stage's latency protocol (compressor/runtimes/latency.py): timed rounds until
-    `latency_seconds` have passed, at least the protocol's minimum, at most `latency_runs`."""
+    `latency_seconds` have passed (None: the default for the runtime's device), at least the
+    protocol's minimum, at most `latency_runs`; one measurement per batch size."""
 
     runtime: str = "onnxruntime-cpu"  # a registered runtime (compressor/runtimes)
-    latency_seconds: float = 2.0
+    runtime_options: dict = field(default_factory=dict)  # the runtime's own options (--runtime-option)
+    latency_batches: tuple[int, ...] = (1,)
+    latency_seconds: float | None = None
     latency_runs: int | None = None  # an upper bound on the timed rounds; None: the protocol's maximum
 
 
 GROUPS = {"source": SourceOptions, "plan": PlanOptions, "training": TrainingOptions, "output": OutputOptions,
           "measure": MeasureOptions}
 NOT_FINGERPRINTED = {"output", "resume", "progress", "engine", "latency_runs", "latency_seconds", "runtime", "sparse_initializers",
-                     "dynamic_batch"}
+                     "dynamic_batch", "runtime_options", "latency_batches"}
 # options added after checkpoints existed: at these values they are left out, so older checkpoints stay resumable
 FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_threshold": DEFAULT_MAX_RELATIVE_L2,
                         "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto",
@@ -179,10 +182,12 @@ class CompressOptions:
             raise ConfigError(f"--engine takes trt, got {self.output.engine!r}")
         # unknown names fail here, before any work, not after the training
         METHODS.get(self.method)
-        RUNTIMES.get(self.measure.runtime)
+        get_runtime(self.measure.runtime, options=self.measure.runtime_options)  # its options, too
+        if not self.measure.latency_batches or any(b < 1 for b in self.measure.latency_batches):
+            raise ConfigError(f"--latency-batch sizes must be 1 or more, got {list(self.measure.latency_batches)}")
         if self.source.task != AUTO:
             TASKS.get(self.source.task)
         if self.measure.latency_runs is not None and self.measure.latency_runs < 1:
             raise ConfigError(f"--latency-runs must be at least 1, got {self.measure.latency_runs}")
-        if not self.measure.latency_seconds >= 0:
+        if self.measure.latency_seconds is not None and not self.measure.latency_seconds >= 0:
             raise ConfigError(f"--latency-seconds must be 0 or more, got {self.measure.latency_seconds}")

@@ -51,9 +51,14 @@ def console_summary(report: Mapping) -> str:
         verdict = fmt.latency_verdict(latency, sign="x", dash="-")
         if verdict:
             text += f", {verdict}"
-        rows.append(("latency p50", text))
+        batch = latency.get("batch")
+        rows.append(("latency p50" + (f" (batch {batch})" if batch is not None and batch != 1 else ""), text))
+        for more in (latency.get("by_batch") or [])[1:]:
+            line = f"{fmt.milliseconds((more.get('dense') or {}).get('p50_ms'))} -> {fmt.milliseconds((more.get('compressed') or {}).get('p50_ms'))}"
+            words = fmt.latency_verdict(more, sign="x", dash="-")
+            rows.append((f"  batch {more.get('batch')}", f"{line}, {words}" if words else line))
         if latency.get("device"):
-            rows.append(("", str(latency["device"])))
+            rows.append(("", str(latency["device"]) + (f", {latency['clock']}" if latency.get("clock") else "")))
 
     sizes = report.get("file_bytes") or {}
     if fmt.is_number(sizes.get("dense")) and fmt.is_number(sizes.get("compressed")):

@@ -134,7 +134,10 @@ def _latency(report: Mapping) -> str:
         return ""
     first = stats[0][1]
     runtime = f"{latency['runtime']} " if latency.get("runtime") else ""
-    context = [f"host wall time of one {runtime}`run` call"]
+    clock = latency.get("clock") or first.get("clock") or "host wall time"
+    context = [f"{clock} of one {runtime}run"]
+    if latency.get("runtime_options"):
+        context.append("options " + ", ".join(f"{k}={v}" for k, v in latency["runtime_options"].items()))
     if first.get("batch") is not None:
         context.append(f"batch {first['batch']}")
     context.append("dense and compressed timed interleaved (the first rotating each round), after warm-up")
@@ -150,6 +153,16 @@ def _latency(report: Mapping) -> str:
     verdict = fmt.latency_verdict(latency)
     if verdict:
         lines += ["", f"Dense p50 / compressed p50: **{verdict}**."]
+    by_batch = [b for b in latency.get("by_batch") or [] if isinstance(b, Mapping)]
+    if len(by_batch) > 1:
+        lines += ["", "| batch | dense p50 | compressed p50 | dense p50 / compressed p50 | same-file control |",
+                  "|---:|---:|---:|---|---:|"]
+        for b in by_batch:
+            control = (b.get("control") or {}).get("ratio")
+            lines.append(f"| {b.get('batch')} | {fmt.milliseconds((b.get('dense') or {}).get('p50_ms'))} | "
+                         f"{fmt.milliseconds((b.get('compressed') or {}).get('p50_ms'))} | {fmt.cell(fmt.latency_verdict(b))} | "
+                         f"{f'{control:.3f}' if fmt.is_number(control) else '—'} |")
+    if verdict:
         protocol = _protocol_text(latency.get("protocol"), latency.get("margin"), latency.get("control"))
         if protocol:
             lines += ["", protocol]
