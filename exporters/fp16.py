@@ -88,6 +88,12 @@ def to_float16(model: onnx.ModelProto, *, keep_io_types: bool = True) -> Float16
         if tensor.data_type == FLOAT:
             asked = wants.get(name, [HALF])
             have[name] = FLOAT if all(t == FLOAT for t in asked) else HALF
+    outputs = {v.name for v in graph.output}
+    for node in graph.node:  # a constant only float32 consumers read stays float32, unrounded
+        if node.op_type == "Constant" and not node.domain and node.output[0] not in outputs:
+            asked = wants.get(node.output[0], [HALF])
+            if have.get(node.output[0]) == HALF and all(t == FLOAT for t in asked):
+                have[node.output[0]] = FLOAT
     kept = sorted(name for name, t in have.items() if t == FLOAT and name not in graph_inputs)
     kept += sorted({n for n, asked in wants.items() if FLOAT in asked and have.get(n) == HALF})
 

@@ -2,10 +2,11 @@
 original, clamping, the float32 islands an operator's schema asks for, and its refusals.
 
 The float16 copies run in onnxruntime's CPU provider: onnxruntime 1.31 has CPU float16 kernels
-for everything these models use (Conv, BatchNormalization folded or not, Relu, Gemm, MatMul,
-Resize, Mul/Add, MaxPool, Sigmoid, Concat, Softmax, Cast, NonMaxSuppression through its float32
-Cast), but not RandomNormal. ONNX's ReferenceEvaluator is the second opinion for the small
-hand-built models, and the only one for that RandomNormal.
+for every operator these models hold (Conv, BatchNormalization, Relu, MaxPool, GlobalAveragePool,
+Gemm, MatMul, Resize linear and nearest, Add/Sub/Mul/Pow/Sum, Sigmoid, Concat, Split, Slice,
+Reshape, Flatten, Transpose, ConstantOfShape, EyeLike, Cast), but none for RandomNormal. ONNX's
+ReferenceEvaluator is the second opinion for the small hand-built models, and the only one for
+that RandomNormal.
 """
 
 from __future__ import annotations
@@ -113,6 +114,21 @@ def test_resize_scales_stay_float32():
     ref = run_ort(model, {"x": x})[0]
     assert_close_fp16(run_ort(half, {"x": x})[0], ref)
     assert_close_fp16(ReferenceEvaluator(half).run(None, {"x": x})[0], ref)
+
+
+def test_a_constant_read_only_as_float32_stays_float32():
+    nodes = [helper.make_node("Constant", [], ["scales"], value=numpy_helper.from_array(np.array([1, 1, 4 / 3, 4 / 3], np.float32))),
+             helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Resize", ["r", "", "scales"], ["y"], mode="nearest")]
+    model = model_of(nodes, [helper.make_tensor_value_info("x", F32, [1, 1, 3, 3])],
+                     [helper.make_tensor_value_info("y", F32, [1, 1, 4, 4])], [])
+    result = to_float16(model)
+    constant = result.model.graph.node[0]
+    assert constant.op_type == "Constant" and constant.attribute[0].t.data_type == F32  # 4/3 not rounded to fp16
+    assert [n.op_type for n in result.model.graph.node] == ["Constant", "Cast", "Relu", "Resize", "Cast"]
+    assert result.kept_float32 == ("scales",) and result.converted == 0
+    x = RNG.standard_normal((1, 1, 3, 3)).astype(np.float32)
+    assert_close_fp16(run_ort(result.model, {"x": x})[0], run_ort(model, {"x": x})[0])
 
 
 def test_a_float32_only_input_gets_a_cast_back_and_a_shared_constant_a_float32_copy():
