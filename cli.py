@@ -356,6 +356,9 @@ def engine(model: Path, output: Path | None, precision: str, sparse: bool | None
         click.echo(f"note: {note}", err=True)
     click.echo(f"engine: {outcome.engine} (TensorRT {decision.version}, {outcome.route}, {decision.precision}, "
                f"flags: {', '.join(decision.builder_flags) or 'none'})")
+    if outcome.built_from != Path(model):
+        click.echo(f"built from: {outcome.built_from} (its float16 copy: TensorRT {decision.version} takes the "
+                   "precision from the ONNX types)")
     if decision.sparse:
         if not sparsity.logged:
             click.echo("2:4: the build log has no (Sparsity) lines")

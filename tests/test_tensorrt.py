@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cli import main
 from compressor.errors import ConfigError, EngineError, MissingToolError
+from compressor.files import sha256_file
 from compressor.pipeline import DEFAULT_STAGES, compress, insert_stage
 from exporters.tensorrt import (
     ModelFacts, TrtVersion, decide, facts_of, parse_version, profile_shapes, sparsity_from_log,
@@ -97,7 +98,8 @@ def test_trt11_takes_precision_from_the_onnx_types():
     d = decide(TRT11, "fp16", FP16)
     assert d.builder_flags == ("SPARSE_WEIGHTS",) and d.strongly_typed and d.precision == "fp16"
     assert decide(TRT11, "int8", QDQ).builder_flags == ("SPARSE_WEIGHTS",)  # no INT8 flag in 11.x
-    with pytest.raises(EngineError, match="needs an ONNX with float16 weights .this one has float32.: convert"):
+    with pytest.raises(EngineError, match="needs an ONNX with float16 weights .this one has float32.: write a float16 "
+                                          "copy .exporters.fp16.write_float16.* or convert it with python -m modelopt"):
         decide(TRT11, "fp16", FP32)
     # fp32 asked for, FP16 file: the file decides, and says so
     relabelled = decide(TRT11, "fp32", FP16)
@@ -234,7 +236,7 @@ def test_engine_without_tensorrt_names_what_is_missing(no_tensorrt, tmp_path):
 
 FAKE_TRTEXEC = '''\
 import sys, pathlib
-print("&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec " + " ".join(sys.argv[1:]))
+print("&&&& RUNNING TensorRT.trtexec [TensorRT vBANNER] # trtexec " + " ".join(sys.argv[1:]))
 if "--help" in sys.argv:
     sys.exit(0)
 pathlib.Path(sys.argv[0] + ".argv").write_text("\\n".join(sys.argv[1:]))
@@ -249,10 +251,11 @@ if "--skipInference" not in sys.argv:
 '''
 
 
-def fake_trtexec(directory):
-    """A stand-in that answers like TensorRT 10.3's trtexec: banner, the engine file, the verbose log."""
+def fake_trtexec(directory, banner="100300"):
+    """A stand-in that answers like TensorRT 10.3's trtexec (or the version in `banner`): banner, the
+    engine file, the verbose log."""
     path = directory / "trtexec"
-    path.write_text(f"#!{sys.executable}\n" + FAKE_TRTEXEC)
+    path.write_text(f"#!{sys.executable}\n" + FAKE_TRTEXEC.replace("BANNER", banner))
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     (directory / "trtexec.log").write_text(TRTEXEC_BUILD_LOG)
     (directory / "trtexec.summary").write_text(TRTEXEC_SUMMARY)
@@ -302,6 +305,68 @@ def test_engine_measure_prints_trtexecs_summary(no_tensorrt, tmp_path, monkeypat
         make_engine(model, measure=True)
 
 
+def if_model() -> onnx.ModelProto:
+    """A float32 model with an If: a subgraph, which the float16 writer refuses."""
+    def branch(name, value):
+        const = helper.make_node("Constant", [], [f"{name}_out"], value=numpy_helper.from_array(np.full(4, value, np.float32)))
+        return helper.make_graph([const], name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [4])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=branch("then", 1.0), else_branch=branch("else", 2.0))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+                              [numpy_helper.from_array(np.array(0.0, np.float32), "zero")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in trtexec is a script run through its #! line")
+def test_trt11_fp16_builds_from_a_float16_copy(no_tensorrt, tmp_path):
+    binary = fake_trtexec(tmp_path, banner="110401")
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_model(), str(model))
+    before = sha256_file(model)
+    outcome = make_engine(model, precision="fp16", trtexec=binary)
+    copy = tmp_path / "m.fp16.onnx"
+    assert outcome.built_from == copy and outcome.engine == tmp_path / "m.engine"
+    assert outcome.decision.version == TRT11 and outcome.decision.precision == "fp16"
+    argv = (tmp_path / "trtexec.argv").read_text().splitlines()
+    assert argv[0] == f"--onnx={copy}" and "--sparsity=enable" in argv and "--fp16" not in argv
+    converted = onnx.load(str(copy))
+    assert [t.data_type for t in converted.graph.initializer] == [TensorProto.FLOAT16]
+    np.testing.assert_array_equal(numpy_helper.to_array(converted.graph.initializer[0]), np.ones((8, 4, 3, 3), np.float16))
+    assert [v.type.tensor_type.elem_type for v in [*converted.graph.input, *converted.graph.output]] == [TensorProto.FLOAT] * 2
+    assert sha256_file(model) == before  # the file given is left as it was
+    assert not list(tmp_path.glob(".m.*"))  # no temporary left over
+    # the command says which file it built from
+    result = CliRunner().invoke(main, ["engine", str(model), "--trtexec", str(binary)])
+    assert result.exit_code == 0, result.output
+    assert f"built from: {copy} (its float16 copy: TensorRT 11.4.1" in result.output
+    # TensorRT 10 still takes the float32 file with --fp16, and a float16 file is built from as it is
+    half = tmp_path / "h.onnx"
+    onnx.save(conv_model(TensorProto.FLOAT16), str(half))
+    assert make_engine(half, trtexec=binary).built_from == half and not (tmp_path / "h.fp16.onnx").exists()
+    (tmp_path / "bin10").mkdir()
+    ten = fake_trtexec(tmp_path / "bin10")
+    assert make_engine(model, tmp_path / "ten.engine", trtexec=ten).built_from == model
+    assert not (tmp_path / "ten.fp16.onnx").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in trtexec is a script run through its #! line")
+def test_trt11_fp16_refuses_what_the_writer_cannot_convert(no_tensorrt, tmp_path):
+    binary = fake_trtexec(tmp_path, banner="110401")
+    model = tmp_path / "branchy.onnx"
+    onnx.save(if_model(), str(model))
+    with pytest.raises(EngineError) as err:
+        make_engine(model, precision="fp16", trtexec=binary)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("FP16 on TensorRT 11.4.1 needs float16 weights and branchy.onnx could not be converted "
+                              "(float16 conversion: subgraphs are not converted (If node 'y')); or convert it with "
+                              "python -m modelopt.onnx.autocast")
+    assert not (tmp_path / "branchy.fp16.onnx").exists() and not (tmp_path / "branchy.engine").exists()
+    assert not (tmp_path / "trtexec.argv").exists()  # trtexec was only asked for its version
+
+
 def test_engine_refusal_is_one_line(no_tensorrt, tmp_path):
     binary = fake_trtexec(tmp_path)
     model = tmp_path / "m.onnx"
@@ -345,6 +410,7 @@ def test_engine_stage_builds_next_to_the_pruned_onnx(monkeypatch, tmp_path):
     assert (tmp_path / "out" / "model.engine").read_bytes() == b"engine"
     assert f"--onnx={tmp_path / 'out' / '.partial' / 'model.onnx'}" in (bin_dir / "trtexec.argv").read_text().splitlines()
     entry = report["engine"]
+    assert entry["built_from"] == "model.onnx"
     assert entry["tensorrt"] == "10.3.0" and entry["route"] == "trtexec" and entry["builder_flags"] == ["FP16", "SPARSE_WEIGHTS"]
     assert entry["sparse_picked"] == ["/layer4/conv2/Conv"] and entry["sparse_ran_dense"][-1] == "/fc/Gemm"
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -372,3 +438,20 @@ def test_run_with_engine_trt_builds_it_and_checks_for_tensorrt_first(monkeypatch
     monkeypatch.setenv("PATH", str(bin_dir))
     report = compress(EXAMPLE, method="magnitude", sparsity=0.5, epochs=0, output=tmp_path / "out", engine="trt", **QUIET)
     assert (tmp_path / "out" / "model.engine").read_bytes() == b"engine" and report["engine"]["route"] == "trtexec"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in trtexec is a script run through its #! line")
+def test_engine_stage_on_trt11_builds_from_the_float16_copy(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_trtexec(bin_dir, banner="110401")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    report = compress(EXAMPLE, method="magnitude", sparsity=0.5, epochs=0, output=tmp_path / "out",
+                      stages=WITH_ENGINE, **QUIET)
+    entry = report["engine"]
+    assert entry["built_from"] == "model.fp16.onnx" and entry["tensorrt"] == "11.4.1" and entry["precision"] == "fp16"
+    assert f"--onnx={tmp_path / 'out' / '.partial' / 'model.fp16.onnx'}" in (bin_dir / "trtexec.argv").read_text().splitlines()
+    half = onnx.load(str(tmp_path / "out" / "model.fp16.onnx"))  # moved into the output with the run
+    assert {t.data_type for t in half.graph.initializer if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)} == {TensorProto.FLOAT16}
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["engine"]["built_from"] == "model.fp16.onnx"

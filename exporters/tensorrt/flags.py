@@ -3,7 +3,8 @@
 10.x: weakly typed network; the precision is asked for with builder flags (FP16, INT8) and 2:4
 kernels with SPARSE_WEIGHTS, which only take effect together with FP16 or INT8.
 11.x: every network is strongly typed and the precision flags are gone, so the ONNX's own types
-decide: FP16 needs FP16 weights in the file, INT8 needs Q/DQ nodes. SPARSE_WEIGHTS remains in the
+decide: FP16 needs FP16 weights in the file (engine.py writes a float16 copy, exporters/fp16.py),
+INT8 needs Q/DQ nodes. SPARSE_WEIGHTS remains in the
 enum; the weights it can use must already be FP16 or Q/DQ INT8.
 
 The decision is a plain dataclass of names (TensorRT's enum member names), so it is tested
@@ -20,7 +21,9 @@ from .model import ModelFacts
 from .versions import TrtVersion, check_supported
 
 PRECISIONS = ("fp32", "fp16", "int8")
-_AUTOCAST = "convert it first, e.g. python -m modelopt.onnx.autocast --onnx_path MODEL.onnx --keep_io_types"
+AUTOCAST = "or convert it with python -m modelopt.onnx.autocast --onnx_path MODEL.onnx --keep_io_types"
+# what to do about float32 weights on 11.x; make_engine does the first itself
+_TO_FP16 = f"write a float16 copy (exporters.fp16.write_float16; `compress engine` does so itself) {AUTOCAST}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def _strongly_typed(version: TrtVersion, precision: str, facts: ModelFacts, spar
     weights = facts.weight_float or "float32"
     if precision == "fp16" and weights != "float16":
         raise EngineError(f"FP16 on TensorRT {version} needs an ONNX with float16 weights (this one has {weights}): "
-                          f"{_AUTOCAST}")
+                          f"{_TO_FP16}")
     if precision == "fp32" and facts.has_qdq:
         notes.append("the ONNX has Q/DQ nodes, so those layers compute in INT8 whatever --precision says")
         precision = "int8"
@@ -83,7 +86,7 @@ def _strongly_typed(version: TrtVersion, precision: str, facts: ModelFacts, spar
     low_precision = precision in ("fp16", "int8")
     use_sparse = _sparse_allowed(sparse, low_precision,
                                  f"2:4 sparse kernels on TensorRT {version} need float16 weights in the ONNX "
-                                 f"or Q/DQ INT8 (this one has {weights}): {_AUTOCAST}", notes)
+                                 f"or Q/DQ INT8 (this one has {weights}): {_TO_FP16}", notes)
     flags = ("SPARSE_WEIGHTS",) if use_sparse else ()
     return BuildDecision(version, precision, flags, (), use_sparse, tuple(notes))
 

@@ -4,7 +4,8 @@ run's output, with the layers that went 2:4 sparse in report.json.
 Not in the default order (most machines have no TensorRT); a run asks for it with `--engine trt`
 (`engine="trt"`) or `insert_stage(DEFAULT_STAGES, "engine", after="export")`. Its preflight
 finds TensorRT or trtexec before the run starts, so a missing one costs no training. It builds with the exporter's defaults
-(FP16, 2:4 kernels where the precision allows, whichever of the package or trtexec is installed).
+(FP16, 2:4 kernels where the precision allows, whichever of the package or trtexec is installed);
+on TensorRT 11 it builds from a float16 copy, model.fp16.onnx, which joins the output too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class EngineBuilt:
     def report_entries(self) -> dict:
         o, d, s = self.outcome, self.outcome.decision, self.outcome.sparsity
         return {"engine": {
-            "file": o.engine.name, "tensorrt": str(d.version), "route": o.route, "precision": d.precision,
+            "file": o.engine.name, "built_from": o.built_from.name, "tensorrt": str(d.version), "route": o.route, "precision": d.precision,
             "builder_flags": list(d.builder_flags), "sparse_requested": d.sparse, "sparsity_logged": s.logged,
             "sparse_eligible": list(s.eligible), "sparse_picked": list(s.picked), "sparse_ran_dense": list(s.ran_dense),
         }}
