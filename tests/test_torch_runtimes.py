@@ -273,3 +273,24 @@ def test_semi_structured_kernels_on_the_gpu(tmp_path):
     kernels = session.details()["semi_structured"]
     assert kernels["sparse_layers"] == 2
     assert {layer["node"] for layer in kernels["layers"] if layer["status"] == semi_structured.SPARSE} == {"g1", "m3"}
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_script_dry_run(tmp_path):
+    """bench/gpu_sparse.py on the CPU: both networks exported, a 2:4 copy written, each timed
+    against itself and its 2:4 copy; the JSON says it was a dry run (no GPU figure)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu.json"
+    ran = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_sparse.py"), "--dry-run", "--batches", "1",
+                          "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["dry_run"] is True and report["runtime"] == "torch-cpu"
+    assert [r["network"].split()[0] for r in report["results"]] == ["ufld-r18", "yolo-style"]
+    for result in report["results"]:
+        assert set(result["models"]) == {"dense", "dense (control)", "2:4 dense"}
+        assert result["pruned_layers"] > 20
+        assert result["models"]["2:4 dense"]["vs_dense"]["verdict"]
