@@ -47,6 +47,12 @@ class Registry(Generic[T]):
 
         return add if obj is None else add(obj)
 
+    def alias(self, short: str, name: Hashable) -> None:
+        """`short` (any case) also names the entry `name`, e.g. a runtime's short command-line name."""
+        if short.lower() in self._aliases and self._aliases[short.lower()] != name:
+            raise RuntimeError(f"{self.kind} alias {short!r} already names {self._aliases[short.lower()]!r}")
+        self._aliases[short.lower()] = name
+
     def unregister(self, name: Hashable) -> None:
         del self._entries[name]
 

@@ -455,3 +455,76 @@ def test_engine_stage_on_trt11_builds_from_the_float16_copy(monkeypatch, tmp_pat
     half = onnx.load(str(tmp_path / "out" / "model.fp16.onnx"))  # moved into the output with the run
     assert {t.data_type for t in half.graph.initializer if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)} == {TensorProto.FLOAT16}
     assert json.loads((tmp_path / "out" / "report.json").read_text())["engine"]["built_from"] == "model.fp16.onnx"
+
+
+# ---- the "tensorrt" runtime (short name "trt") -----------------------------------------------
+
+class _FakeEnum:
+    def __init__(self, name):
+        self.name = name
+
+    def __eq__(self, other):
+        return isinstance(other, _FakeEnum) and other.name == self.name
+
+    def __hash__(self):
+        return hash(self.name)
+
+
+class _FakeTrt:
+    """The slice of the `tensorrt` module the runtime reads I/O tensors with (TensorRT 10+ API names)."""
+
+    class TensorIOMode:
+        INPUT, OUTPUT = _FakeEnum("INPUT"), _FakeEnum("OUTPUT")
+
+
+class _FakeEngine:
+    def __init__(self, tensors):
+        self._tensors = tensors  # (name, mode, dtype name)
+        self.num_io_tensors = len(tensors)
+
+    def get_tensor_name(self, i):
+        return self._tensors[i][0]
+
+    def get_tensor_mode(self, name):
+        return next(_FakeEnum(m) for n, m, _ in self._tensors if n == name)
+
+    def get_tensor_dtype(self, name):
+        return next(_FakeEnum(d) for n, _, d in self._tensors if n == name)
+
+
+def test_trt_runtime_reads_the_engines_io_tensors():
+    from exporters.tensorrt.runtime import IOTensor, io_tensors
+
+    engine = _FakeEngine([("images", "INPUT", "HALF"), ("boxes", "OUTPUT", "FLOAT"), ("count", "OUTPUT", "INT64")])
+    assert io_tensors(engine, _FakeTrt) == [IOTensor("images", True, "float16"), IOTensor("boxes", False, "float32"),
+                                            IOTensor("count", False, "int64")]
+    with pytest.raises(EngineError, match="type FP8, which this runtime cannot bind"):
+        io_tensors(_FakeEngine([("x", "INPUT", "FP8")]), _FakeTrt)
+
+
+def test_trt_runtime_options_and_names():
+    from compressor.runtimes import RUNTIMES, get_runtime
+    from exporters.tensorrt.runtime import shape_key
+
+    assert RUNTIMES.get("trt") is RUNTIMES.get("tensorrt")
+    runtime = get_runtime("trt", options={"precision": "fp32", "sparse": "off", "workspace_mb": "512"})
+    assert runtime.options_dict() == {"precision": "fp32", "sparse": "off", "workspace_mb": 512, "timing_cache": ""}
+    assert runtime.device_kind == "GPU" and runtime.timing_cache.name == "timing.cache"
+    with pytest.raises(ConfigError, match="precision must be one of fp32, fp16, int8"):
+        get_runtime("trt", options={"precision": "fp8"})
+    assert shape_key({"a": np.zeros((2, 3)), "b": np.zeros(4)}, ["b", "a"]) == ((4,), (2, 3))
+
+
+def test_trt_runtime_without_tensorrt_is_one_line(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    model = tmp_path / "m.onnx"
+    onnx.save_model(conv_model(), str(model))
+    result = CliRunner().invoke(main, ["bench", str(model), "--runtime", "trt"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: the tensorrt runtime runs engines through TensorRT's Python API, and the "
+                                     "Python package `tensorrt` is not installed: pip install 'onnx-compressor[tensorrt]' "
+                                     "on a machine with an NVIDIA GPU")
