@@ -294,3 +294,11 @@ def test_gpu_benchmark_script_dry_run(tmp_path):
         assert set(result["models"]) == {"dense", "dense (control)", "2:4 dense"}
         assert result["pruned_layers"] > 20
         assert result["models"]["2:4 dense"]["vs_dense"]["verdict"]
+
+
+def test_onnxruntime_tensorrt_options_reach_the_provider(tmp_path):
+    runtime = get_runtime("ort-trt", options={"sparsity": "off"})
+    trt_options = runtime.provider_options(tmp_path)[0]
+    assert trt_options["trt_sparsity_enable"] is False and trt_options["trt_fp16_enable"] is True
+    assert trt_options["trt_engine_cache_path"] == str(tmp_path) and runtime.device_kind == "GPU"
+    assert default_protocol(runtime.device_kind) == GPU_PROTOCOL
