@@ -215,6 +215,9 @@ def _registered(kind: str) -> str:
 @click.option("--runtime-option", "runtime_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the runtime, e.g. torch-cuda: cuda_graph=true, semi_structured=true, compile=default "
                    "(repeatable; an unknown key lists the runtime's options).")
+@click.option("--variant", "variant", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
+              help="Time every model once more under these runtime options, in the same rounds, e.g. "
+                   "semi_structured=true: a 2:4 file on dense and on sparse kernels side by side (repeatable).")
 @click.option("--seconds", type=float, help="Time budget of the timed runs per batch size (default 2 s on a CPU; on a GPU "
                                            "10 s and at least 1000 runs, deploy.md §6).")
 @click.option("--runs", type=int, help="Exactly this many timed runs per model instead of a time budget.")
@@ -222,7 +225,8 @@ def _registered(kind: str) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results (machine, date, command, samples) as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of the latency distributions.")
-def bench(models, runtime, runtime_option, batches, input_shape, seconds, runs, threads, seed, json_path, plot_path):
+def bench(models, runtime, runtime_option, variant, batches, input_shape, seconds, runs, threads, seed, json_path,
+          plot_path):
     """Time MODELS side by side on one runtime; ratios against the first with intervals and verdicts."""
     from compressor.runtimes.base import parse_runtime_options
     from compressor.runtimes.latency import LatencyProtocol, parse_batches
@@ -236,6 +240,7 @@ def bench(models, runtime, runtime_option, batches, input_shape, seconds, runs, 
     result = benchmark.bench(models, runtime=runtime, runtime_options=parse_runtime_options(runtime_option),
                              batches=parse_batches(batches), input_shapes=_input_shapes(input_shape), protocol=protocol,
                              seconds=seconds, threads=threads, seed=seed,
+                             variants=[parse_runtime_options(v.split(",")) for v in variant],
                              command=" ".join(["compress", "bench", *sys.argv[2:]]))
     click.echo(benchmark.table(result))
     if json_path:

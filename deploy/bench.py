@@ -37,9 +37,11 @@ CONTROL = "control"  # the first model opened a second time
 def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", runtime_options: Mapping[str, object] | None = None,
           batches: Sequence[int] = (1,), input_shapes: Mapping[str, list[int]] | None = None,
           protocol: LatencyProtocol | None = None, seconds: float | None = None, threads: int | None = None,
-          seed: int = 0, command: str = "") -> dict:
+          seed: int = 0, variants: Sequence[Mapping[str, object]] = (), command: str = "") -> dict:
     """Time `models` at each batch size; ratios and verdicts against the first model. `protocol`
-    None: the default for the runtime's device (`default_protocol`), with `seconds` as its budget."""
+    None: the default for the runtime's device (`default_protocol`), with `seconds` as its budget.
+    Each of `variants` (runtime options over `runtime_options`) times every model once more, in the
+    same rounds, under those options: e.g. a 2:4 file with and without sparse kernels."""
     if not models:
         raise ConfigError("compress bench needs at least one model")
     paths = [Path(m) for m in models]
@@ -49,20 +51,31 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", runtime_o
     threads = pinned_threads() if threads is None else threads
     engine = get_runtime(runtime, threads=threads, options=runtime_options)  # an unknown runtime or option fails before any import
     protocol = protocol if protocol is not None else default_protocol(engine.device_kind, seconds)
+    variant_runtimes = []
+    for options in variants:
+        made = get_runtime(runtime, threads=threads, options={**(runtime_options or {}), **options})
+        variant_runtimes.append((" [" + ", ".join(f"{k}={v}" for k, v in options.items()) + "]", made))
     reference = load_onnx(paths[0])
     labels = _labels(paths)
+    sources = dict(zip(labels, paths))
+    own_runtime = {}
+    for suffix, made in variant_runtimes:
+        for label, path in zip(list(labels), paths):
+            sources[label + suffix] = path
+            own_runtime[label + suffix] = made
+    labels = list(sources)
     rows = []
     for batch in batches:
         shapes = resolve_input_shapes(reference, dict(input_shapes) if input_shapes else None, batch=batch)
         tensors = random_inputs(reference, {n: [batch, *s[1:]] for n, s in shapes.items()}, batch=batch, seed=seed)
         feeds = {name: torch_to_numpy(t) for name, t in zip(reference.input_names, tensors)}
         # the first model a second time, in the same rounds: the margin a ratio must clear (verdict.control_margin)
-        timed = {**dict(zip(labels, paths)), CONTROL: paths[0]}
-        stats = measure_latency(timed, feeds, runtime=engine, protocol=protocol)
+        timed = {**sources, CONTROL: paths[0]}
+        stats = measure_latency(timed, feeds, runtime=engine, protocol=protocol, runtimes=own_runtime)
         first, control = stats[labels[0]], stats[CONTROL]
         same_file = verdict(first, control)
         entries = []
-        for label, path in zip(labels, paths):
+        for label, path in sources.items():
             s = stats[label]
             entry = {"model": label, "path": str(path), "latency": s.to_dict(), "samples_ms": list(s.samples_ms),
                      "clock": s.clock,
@@ -81,6 +94,7 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", runtime_o
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_name()},
         "runtime": engine.name,
         "runtime_options": engine.options_dict(),
+        "variants": [dict(v) for v in variants],
         "device": device_label(description),
         "describe": description,
         "threads": threads,

@@ -76,3 +76,18 @@ def test_bench_on_a_runtime_that_is_not_here_says_what_is_missing():
 
 def test_batch_sizes_parse():
     assert parse_batches("1,8, 32") == (1, 8, 32)
+
+
+def test_variants_time_each_model_again_under_other_runtime_options(tmp_path):
+    """--variant: the same files under other runtime options, in the same rounds (how a 2:4 file on
+    dense and on sparse kernels is compared on a GPU); here torch-cpu under an explicit compile=off."""
+    from deploy.bench import bench
+
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    result = bench([model], runtime="torch-cpu", variants=[{"compile": "off"}], protocol=None, seconds=0.05)
+    labels = [e["model"] for e in result["batches"][0]["models"]]
+    assert labels == ["tiny.onnx", "tiny.onnx [compile=off]"]
+    assert result["variants"] == [{"compile": "off"}]
+    assert result["batches"][0]["models"][1]["vs_first"]["verdict"]
+    out = CliRunner().invoke(main, ["bench", str(model), "--runtime", "torch-cpu", "--variant", "compile=fast", "--runs", "3"])
+    assert out.exit_code == 2 and "compile must be one of" in out.output
