@@ -35,6 +35,7 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _per_output(report),
         _protection(report.get("protection") or {}),
         _nm_plan(report.get("nm_plan")),
+        _engine_layers(report.get("engine")),
         _layers(report, SPARSITY_PLOT in plots),
         *_method_sections(report),
         _trace(report, TRACE_PLOT in plots),
@@ -256,6 +257,31 @@ def _nm_plan(nm_plan: Mapping | None) -> str:
              + f", at least {t.get('min_params')} weights per layer",
              "- Each skipped layer's reason is in the layer table below."]
     return "\n".join(lines)
+
+
+def _engine_layers(engine: Mapping | None) -> str:
+    """The engine stage's verdict per weight: which TensorRT layer holds it and whether it ran sparse."""
+    rows = (engine or {}).get("layers") or []
+    if not rows:
+        return ""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    planned = [row for row in rows if row.get("planned")]
+    lines = [f"## Sparse kernels in the TensorRT engine ({engine.get('file')}, TensorRT {engine.get('tensorrt')})", "",
+             "- " + ", ".join(f"{n} {status}" for status, n in counts.items())
+             + (f"; of the {len(planned)} planned layers {sum(r['status'] == 'picked sparse' for r in planned)} "
+                "picked sparse" if planned else ""),
+             "", "| weight | planned | ONNX node | TensorRT layer | status |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {_cell(row['weight'])} | {'yes' if row.get('planned') else ''} | {_cell(row.get('node') or '-')} "
+                     f"| {_cell(row.get('trt_layer') or '-')} | {row['status']} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    escaped = str(text).replace("|", "\\|")  # a pipe would end the table cell
+    return f"`{escaped}`"
 
 
 def _layers(report: Mapping, has_plot: bool) -> str:
