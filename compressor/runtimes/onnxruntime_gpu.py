@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 from ..errors import InferenceError, MissingToolError
 from .base import RUNTIMES, ModelSource, Runtime, RuntimeSession
+from .cuda_timing import cuda_device_name
 from .onnxruntime_cpu import onnxruntime_session
 from .ort_errors import ort_error_message
 
@@ -62,15 +63,8 @@ class _GpuRuntime(Runtime):
         return _BoundSession(session, cache)
 
     def describe(self) -> dict:
-        device = "GPU"
-        try:
-            import torch  # the device name; onnxruntime does not report it
-
-            if torch.cuda.is_available():
-                device = torch.cuda.get_device_name(0)
-        except Exception:  # noqa: BLE001 - a description only
-            pass
-        return {"device": "GPU", "device_name": device, "versions": {"onnxruntime": ort.__version__},
+        # onnxruntime does not report the device's name; PyTorch does, where it sees the GPU
+        return {"device": "GPU", "device_name": cuda_device_name(), "versions": {"onnxruntime": ort.__version__},
                 "threads": self.threads}
 
 

@@ -93,13 +93,15 @@ def apply(module: OnnxModule, choices: list[LayerChoice], dtype: torch.dtype, ba
 
 
 def _linear(sparse, op_type: str, beta: float):
+    # PyTorch's semi-structured linear flattens the input with `view`, which needs it contiguous
     if op_type == "MatMul":
         def matmul(a, _b):
-            return F.linear(a, sparse)
+            return F.linear(a.contiguous(), sparse)
 
         return matmul
 
     def gemm(a, _b, c=None):
+        a = a.contiguous()
         if c is None:
             return F.linear(a, sparse)
         if c.dim() == 1 and c.shape[0] == sparse.shape[0]:

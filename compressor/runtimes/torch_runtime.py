@@ -35,9 +35,9 @@ from ..onnx_import import load_onnx, load_onnx_proto
 from ..onnx_import.tensors import torch_to_numpy
 from . import semi_structured as sparse_kernels
 from .base import HOST_CLOCK, RUNTIMES, ModelSource, Runtime, RuntimeSession
+from .cuda_timing import CUDA_EVENTS, cuda_device_name, event_timer
 
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-CUDA_EVENTS = "CUDA events (GPU compute time)"
 GRAPH_WARMUP_RUNS = 3  # ordinary runs on the capture stream before capturing (lazy init, autotuning)
 
 
@@ -129,7 +129,7 @@ class TorchCUDA(_TorchRuntime):
                             graph=self.options.cuda_graph, events=self.options.timing == "cuda-events")
 
     def describe(self) -> dict:
-        name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+        name = cuda_device_name()
         versions = {"torch": torch.__version__}
         if torch.version.cuda:
             versions["cuda"] = torch.version.cuda
@@ -238,14 +238,5 @@ class _CudaSession(_TorchSession):
         if self.clock == HOST_CLOCK:
             return super().timer(feeds)
         self._bind(feeds)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def timed() -> int:
-            self._bind(feeds)
-            start.record()
-            self._forward()
-            end.record()
-            end.synchronize()
-            return int(start.elapsed_time(end) * 1e6)  # elapsed_time is in ms
-
-        return timed
+        # the same arrays on every call: binding again is an identity check, no copy
+        return event_timer(self._forward, before=lambda: self._bind(feeds))

@@ -25,12 +25,12 @@ import onnx
 from compressor.errors import EngineError, InferenceError, MissingToolError
 from compressor.runtimes import RUNTIMES, Runtime, RuntimeSession
 from compressor.runtimes.base import ModelSource
+from compressor.runtimes.cuda_timing import CUDA_EVENTS, cuda_device_name, event_timer
 
 from .build import import_tensorrt
 from .engine import make_engine
 from .flags import PRECISIONS
 
-CUDA_EVENTS = "CUDA events (GPU compute time)"
 # trt.DataType member names -> torch dtype names (the buffers' element types must match the engine's)
 TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
@@ -108,15 +108,7 @@ class TensorRTRuntime(Runtime):
             versions["tensorrt"] = import_tensorrt().__version__
         except MissingToolError:
             pass
-        name = ""
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                name = torch.cuda.get_device_name(0)
-        except Exception:  # noqa: BLE001 - a description only
-            pass
-        return {"device": "GPU", "device_name": name, "versions": versions, "threads": self.threads,
+        return {"device": "GPU", "device_name": cuda_device_name(), "versions": versions, "threads": self.threads,
                 "precision": self.options.precision}
 
 
@@ -207,17 +199,6 @@ class _EngineSession(RuntimeSession):
                 else self._buffers[name].cpu().numpy() for name in wanted]
 
     def timer(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], int]:
-        import torch
-
         self._bind(feeds)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def timed() -> int:
-            self._bind(feeds)
-            start.record()
-            self._execute()
-            end.record()
-            end.synchronize()
-            return int(start.elapsed_time(end) * 1e6)
-
-        return timed
+        # the same arrays on every call: binding again is an identity check, no copy
+        return event_timer(self._execute, before=lambda: self._bind(feeds))
