@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +40,7 @@ from compressor.runtimes import get_runtime  # noqa: E402
 from compressor.runtimes.latency import (LatencyProtocol, default_protocol, device_label, measure_latency,  # noqa: E402
                                          parse_batches, speedup, verdict)
 from compressor.sparsity import parse_pattern  # noqa: E402
+from deploy.bench import gpu_facts  # noqa: E402
 from deploy.zoo.export import export_reference  # noqa: E402
 from deploy.zoo.models.ufld import ufld  # noqa: E402
 from deploy.zoo.models.yolo import yolo  # noqa: E402
@@ -69,19 +68,6 @@ def two_four_copy(dense: Path, out: Path) -> dict:
             pruned.append(name)
     export_onnx(module, out, parity=False)
     return {"pruned": pruned, "skipped": skipped}
-
-
-def gpu_facts() -> dict:
-    facts = {"torch": torch.__version__, "cuda": torch.version.cuda,
-             "cusparselt": torch.backends.cusparselt.is_available() if torch.cuda.is_available() else None}
-    if torch.cuda.is_available():
-        facts["device"] = torch.cuda.get_device_name(0)
-        facts["capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
-    if shutil.which("nvidia-smi"):
-        query = "name,driver_version,clocks.sm,clocks.max.sm,clocks_throttle_reasons.active,temperature.gpu"
-        ran = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True, text=True)
-        facts["nvidia_smi"] = {"query": query, "values": ran.stdout.strip()}
-    return facts
 
 
 def main() -> int:

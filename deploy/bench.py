@@ -91,7 +91,8 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", runtime_o
     return {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_name()},
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_name(),
+                    **(gpu_facts() if engine.device_kind == "GPU" else {})},
         "runtime": engine.name,
         "runtime_options": engine.options_dict(),
         "variants": [dict(v) for v in variants],
@@ -102,6 +103,27 @@ def bench(models: Sequence[Path], *, runtime: str = "onnxruntime-cpu", runtime_o
         "seed": seed,
         "batches": rows,
     }
+
+
+def gpu_facts() -> dict:
+    """The GPU side of the machine for benchmark records (deploy.md §6.1): PyTorch's view of the
+    device, and the driver, clocks and throttle reasons from nvidia-smi where it is installed."""
+    import shutil
+    import subprocess
+
+    import torch
+
+    facts = {"torch": torch.__version__, "cuda": torch.version.cuda}
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name(0)
+        facts["capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
+        facts["cusparselt"] = torch.backends.cusparselt.is_available()
+    if shutil.which("nvidia-smi"):
+        query = "name,driver_version,clocks.sm,clocks.max.sm,clocks_throttle_reasons.active,temperature.gpu"
+        ran = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30)
+        facts["nvidia_smi"] = {"query": query, "values": ran.stdout.strip() or ran.stderr.strip()}
+    return facts
 
 
 def table(result: Mapping) -> str:
