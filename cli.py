@@ -308,8 +308,8 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
                    "(default 2 s on a CPU runtime; 10 s and at least 1000 rounds on a GPU one, deploy.md §6).")
 @click.option("--latency-runs", type=int, help="At most this many timed latency rounds (default: as many as "
                                                 "--latency-seconds allows).")
-@click.option("--latency-batch", "latency_batches", default="1", show_default=True,
-              help="Batch sizes the latency is measured at, e.g. 1,8,32 (a model fixed to one batch: that one).")
+@click.option("--latency-batch", "latency_batches",
+              help="Batch sizes the latency is measured at, e.g. 1,8,32 (default 1; a model fixed to one batch: that one).")
 @click.option("--runtime", default="onnxruntime-cpu", show_default=True, help=f"Runtime the latency is measured in: {_registered('runtime')}.")
 @click.option("--runtime-option", "runtime_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the runtime, e.g. torch-cuda: cuda_graph=true, semi_structured=true (repeatable).")
@@ -328,7 +328,8 @@ def run(model: Path, input_shape, overrides, exclude, quiet, method_option, runt
                       input_shapes=_input_shapes(input_shape), progress=not quiet,
                       method_options=parse_method_options(method_option, options["method"]),
                       runtime_options=parse_runtime_options(runtime_option),
-                      latency_batches=parse_batches(latency_batches, "--latency-batch"), **options)
+                      latency_batches=None if latency_batches is None else parse_batches(latency_batches, "--latency-batch"),
+                      **options)
     click.echo(console_summary(report))
 
 

@@ -242,3 +242,18 @@ def test_latency_options_fail_before_any_work(model_path, tmp_path):
         assert result.exit_code == 2, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1
         assert not (tmp_path / "o").exists()
+
+
+def test_a_model_fixed_to_its_batch_is_timed_at_that_batch_only(tmp_path, counting):
+    model = conv_gemm_model()
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 2  # declared batch 2
+    path = tmp_path / "fixed.onnx"
+    onnx.save_model(model, str(path))
+    report = compress(path, runtime="counting", latency_batches=(1, 4), output=tmp_path / "out", progress=False,
+                      latency_runs=5, log=lambda m: None)
+    latency = report["latency_ms"]
+    assert latency["batch"] == 2 and "by_batch" not in latency
+    assert any("Latency at batch 2 only" in note and "--latency-batch 1,4 not measured" in note for note in report["notes"])
+    quiet = compress(path, runtime="counting", output=tmp_path / "out2", progress=False, latency_runs=5, log=lambda m: None)
+    assert quiet["latency_ms"]["batch"] == 2 and not any("Latency at batch" in note for note in quiet["notes"])

@@ -18,10 +18,10 @@ CONTROL = "dense (control)"
 @register_stage("measure")
 def measure(state: RunState) -> Measured:
     loaded, opts = state.loaded, state.options.measure
-    batches = list(dict.fromkeys(opts.latency_batches))
+    batches = list(dict.fromkeys(opts.latency_batches or (1,)))
     if loaded.batch_info.runs_own_batch_only:  # as the dense file takes
         native = loaded.batch_info.native
-        if batches != [native]:
+        if opts.latency_batches is not None and batches != [native]:
             state.notes.append(f"Latency at batch {native} only: the model runs its own batch "
                                f"({loaded.batch_info.detail}); --latency-batch {','.join(map(str, batches))} not measured.")
         batches = [native]

@@ -91,7 +91,7 @@ class MeasureOptions:
 
     runtime: str = "onnxruntime-cpu"  # a registered runtime (compressor/runtimes)
     runtime_options: dict = field(default_factory=dict)  # the runtime's own options (--runtime-option)
-    latency_batches: tuple[int, ...] = (1,)
+    latency_batches: tuple[int, ...] | None = None  # None: 1, or the batch a model fixed to one runs
     latency_seconds: float | None = None
     latency_runs: int | None = None  # an upper bound on the timed rounds; None: the protocol's maximum
 
@@ -183,7 +183,8 @@ class CompressOptions:
         # unknown names fail here, before any work, not after the training
         METHODS.get(self.method)
         get_runtime(self.measure.runtime, options=self.measure.runtime_options)  # its options, too
-        if not self.measure.latency_batches or any(b < 1 for b in self.measure.latency_batches):
+        batches = self.measure.latency_batches
+        if batches is not None and (not batches or any(b < 1 for b in batches)):
             raise ConfigError(f"--latency-batch sizes must be 1 or more, got {list(self.measure.latency_batches)}")
         if self.source.task != AUTO:
             TASKS.get(self.source.task)
