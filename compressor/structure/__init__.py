@@ -8,11 +8,13 @@ consumer's input slice, both sides of a residual addition, a concatenation's sli
   components, components of the same layout gathered into `ChannelGroup`s; anything not
   understood blocks the channels it touches, with the reason.
 - `propagation`: the operator rules, one function per operator family.
+- `analysis`: `analyze_channels`, the three in one call.
 
     groups = analyze_channels(model, feeds)      # ChannelAnalysis
     for group in groups.prunable(): group.size, group.positions, group.describe()
 """
 
-from .channels import ChannelAnalysis, ChannelGroup, analyze_channels
+from .analysis import analyze_channels
+from .channels import ChannelAnalysis, ChannelGroup
 
 __all__ = ["ChannelAnalysis", "ChannelGroup", "analyze_channels"]

@@ -22,13 +22,9 @@ a depthwise Conv's `group`, a Reshape's target shape) are listed as `rewrites` f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-import onnx
-
-from .graph import GraphIndex, index_graph
+from .graph import GraphIndex
 
 Position = tuple[str, int]  # (tensor, axis)
 
@@ -231,13 +227,3 @@ class ChannelGraph:
             groups.append(ChannelGroup(len(groups), len(roots), positions, blocked,
                                        frozenset(t for t, _ in positions if t in constants)))
         return groups
-
-
-def analyze_channels(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> ChannelAnalysis:
-    """The coupled channel groups of `model`; `feeds` (any valid inputs) give every tensor's shape."""
-    from .propagation import propagate
-
-    graph = index_graph(model, feeds)
-    channels = ChannelGraph(graph)
-    propagate(channels)
-    return ChannelAnalysis(channels.groups(), channels.rewrites, dict(channels.axes), graph)
