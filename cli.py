@@ -267,6 +267,10 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
               help="--plan auto: input and output channels must be multiples of this (0: off).")
 @click.option("--plan-min-params", type=int, default=PlanOptions.plan_min_params, show_default=True,
               help="--plan auto: weights a layer needs to be pruned (smaller ones gain too little).")
+@click.option("--round-to", type=int, default=8, show_default=True,
+              help="--pattern channel: kept channel counts are multiples of this (hardware-friendly).")
+@click.option("--target-flops", type=float,
+              help="--pattern channel: keep this fraction of the multiply-adds (instead of --sparsity, a fraction of channels).")
 @click.option("--exclude", multiple=True, help="Keep layers dense (ONNX weight or node name, glob; repeatable).")
 @click.option("--override", "overrides", multiple=True, help="Per-layer sparsity, NAME_OR_GLOB=SPARSITY (repeatable).")
 @click.option("--keep-ends/--prune-ends", "keep_ends_dense", default=None,

@@ -181,13 +181,14 @@ def test_global_scope_needs_elementwise_magnitude():
 
 
 def test_builtin_capabilities():
-    caps = {name: (cls.elementwise_magnitude, cls.global_scope, cls.structured) for name, cls in PATTERNS.items()}
+    caps = {name: (cls.elementwise_magnitude, cls.global_scope, cls.structured, cls.coupled) for name, cls in PATTERNS.items()}
     assert caps == {
-        "unstructured": (True, True, None),
-        "nm": (False, False, None),
-        "filter": (False, False, "filter"),
-        "channel": (False, False, "channel"),
-        "column": (False, False, "column"),
+        "unstructured": (True, True, None, False),
+        "nm": (False, False, None, False),
+        "filter": (False, False, "filter", False),
+        "input-channel": (False, False, "channel", False),
+        "channel": (False, False, "channel", True),
+        "column": (False, False, "column", False),
     }
     assert [parse_pattern(s).fixed_sparsity for s in ("unstructured", "2:4", "1:4", "filter", "column")] == [None, 0.5, 0.75, None, None]
 

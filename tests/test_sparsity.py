@@ -284,7 +284,7 @@ def test_structured_projections_on_a_conv_are_optimal_by_brute_force():
     assert ours(Column(), 0.5) == pytest.approx(best(_subset_masks(4, 2), lambda m: m.reshape(1, 2, 2, 1)))
 
 
-@pytest.mark.parametrize("spec", ["unstructured", "2:4", "filter", "channel", "column", "filter:8"])
+@pytest.mark.parametrize("spec", ["unstructured", "2:4", "filter", "input-channel", "column", "filter:8"])
 def test_projection_is_idempotent(spec):
     pattern = parse_pattern(spec)
     w = torch.randn(16, 16, 3, 3, generator=torch.Generator().manual_seed(6))
@@ -349,7 +349,7 @@ def test_global_masks_break_ties_by_layer_then_index():
         ("filter", Filter()),
         ("filter:8", Filter(align=8)),
         ("filter:align=8", Filter(align=8)),
-        ("channel:align=16", Channel(align=16)),
+        ("input-channel:align=16", Channel(align=16)),
         ("column", Column()),
     ],
 )

@@ -54,6 +54,8 @@ class PlanOptions:
     plan_min_channels: int = TRT_SPARSE_MIN_CHANNELS
     plan_channel_multiple: int = 0
     plan_min_params: int = NM_PLAN_MIN_PARAMS
+    round_to: int = 8  # the channel pattern: kept channel counts are multiples of this
+    target_flops: float | None = None  # the channel pattern: the fraction of multiply-adds to keep
 
     def thresholds(self) -> NMPlanThresholds:
         return NMPlanThresholds(self.plan_min_channels, self.plan_channel_multiple, self.plan_min_params)
@@ -104,7 +106,7 @@ NOT_FINGERPRINTED = {"output", "resume", "progress", "engine", "latency_runs", "
 FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_threshold": DEFAULT_MAX_RELATIVE_L2,
                         "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto",
                         "plan": "all", "plan_min_channels": TRT_SPARSE_MIN_CHANNELS, "plan_channel_multiple": 0,
-                        "plan_min_params": NM_PLAN_MIN_PARAMS}
+                        "plan_min_params": NM_PLAN_MIN_PARAMS, "round_to": 8, "target_flops": None}
 
 
 @dataclass
@@ -176,6 +178,16 @@ class CompressOptions:
             # a pattern that is not N:M, or a bad threshold, fails before any work
             check_plannable(parse_pattern(plan.pattern))
             plan.thresholds()
+        if plan.round_to < 1:
+            raise ConfigError(f"--round-to must be 1 or more, got {plan.round_to}")
+        if plan.target_flops is not None:
+            if not parse_pattern(plan.pattern).coupled:
+                raise ConfigError(f"--target-flops sets how many channels the channel pattern removes; pattern {plan.pattern!r} "
+                                  "is not it (use --pattern channel)")
+            if plan.sparsity is not None:
+                raise ConfigError("give --sparsity or --target-flops, not both")
+            if not 0.0 < plan.target_flops <= 1.0:
+                raise ConfigError(f"--target-flops must be in (0, 1], got {plan.target_flops}")
         if plan.scope not in ("layer", "global"):
             raise ConfigError(f"--scope must be layer or global, got {plan.scope!r}")
         if self.output.engine not in (None, "trt"):

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import itertools
 
-from ..data import stack_inputs
+from ..data import example_batch, stack_inputs
 from ..errors import ConfigError
+from ..onnx_import.tensors import torch_to_numpy
 from ..sensitivity import layer_sensitivity
 from ..sparsity import parse_pattern, plan_layers
+from ..sparsity.channel_groups import attach as attach_channel_plan
+from ..sparsity.channel_groups import plan_channels
 from ..sparsity.fixed_weights import find_fixed_weights
 from ..sparsity.nm_planner import plan_nm
+from ..structure import analyze_channels
 from .state import Planned, RunState
 from .stages import register_stage
 
@@ -44,10 +48,17 @@ def _plan(state: RunState) -> Planned:
     nm_plan = plan_nm(module.weights, pattern, opts.thresholds()) if opts.plan == "auto" else None
     not_worth = nm_plan.skipped if nm_plan is not None else {}
 
+    analysis = _channel_analysis(state) if pattern.coupled else None
+
     def make_plan(keep_dense):
-        return plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
-                           overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope,
-                           keep_dense={**not_worth, **keep_dense})
+        layer_plan = plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
+                                 overrides=opts.overrides, keep_ends_dense=keep_ends, scope=opts.scope,
+                                 keep_dense={**not_worth, **keep_dense})
+        if analysis is not None:  # the coupled channel groups the layer plan lets us prune
+            channels = plan_channels(analysis, module.weights, layer_plan.targets, layer_plan.skipped,
+                                     round_to=opts.round_to, target_flops=opts.target_flops)
+            attach_channel_plan(layer_plan, channels, module.weights)
+        return layer_plan
 
     fixed = find_fixed_weights(module) if opts.keep_fixed else {}
     layer_plan, protection = _protect(state, make_plan, fixed, pattern)
@@ -58,6 +69,18 @@ def _plan(state: RunState) -> Planned:
                            f"{len(layer_plan.targets)} are pruned.")
     return Planned(layer_plan, pattern, None if method.finds_own_sparsity else target, protection,
                    nm_plan.to_dict() if nm_plan is not None else None)
+
+
+def _channel_analysis(state: RunState):
+    """The coupled channel groups of the model (compressor/structure), its shapes read from one run
+    on a validation sample at the batch the model takes."""
+    loaded = state.loaded
+    batch = loaded.batch_info.native if loaded.batch_info.runs_own_batch_only else 1
+    sample = example_batch(state.prepared.val_data, batch)
+    feeds = {name: torch_to_numpy(t) for name, t in zip(loaded.module.input_names, sample)}
+    analysis = state.timed("channel_analysis_s", lambda: analyze_channels(loaded.module.onnx_model, feeds))
+    state.log(f"channel analysis: {len(analysis.prunable())} of {len(analysis.groups)} channel groups can be pruned")
+    return analysis
 
 
 def _protect(state: RunState, make_plan, fixed: dict, pattern):

@@ -34,6 +34,9 @@ class Pattern:
         "channel" or "column".
     sparse_kernels: False (default); True when the layout is one that sparse tensor cores run
         (N:M): `--plan auto` then keeps only the layers TensorRT is expected to run sparse.
+    coupled: False (default); True when the unit is a channel group across layers (the graph's
+        channel analysis, compressor/structure): the plan stage then makes a channel plan, masks
+        come from it (`channel_groups.coupled_masks`) and the exporter removes the channels.
     """
 
     name: str = ""  # the spec name: set by PATTERNS.register
@@ -45,6 +48,7 @@ class Pattern:
     global_scope = False
     structured: str | None = None
     sparse_kernels = False
+    coupled = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -192,10 +192,11 @@ class Filter(_GroupPattern):
         return info.output_axis
 
 
-@PATTERNS.register("channel")
+@PATTERNS.register("input-channel")
 @dataclass(frozen=True)
 class Channel(_GroupPattern):
-    """Input channels: slices along the reduction axis, by L2 norm over everything else."""
+    """Input channels of each layer on its own: slices along the reduction axis, by L2 norm over
+    everything else (zeros in place; the coupled `channel` pattern removes channels for real)."""
 
     structured = "channel"
 
@@ -208,6 +209,30 @@ class Channel(_GroupPattern):
             # index i on the reduction axis is a different input channel in every group
             return f"{grouped} (groups={info.groups}): its reduction axis holds per-group channels"
         return None
+
+
+@PATTERNS.register("channel")
+@dataclass(frozen=True)
+class CoupledChannel(Pattern):
+    """Whole channels, pruned in every layer that holds them and removed from the exported graph:
+    the channel groups of the graph's analysis (sparsity/channel_groups.py, compressor/structure).
+    `importance`: l2 (default) or l1 norm of everything holding a channel."""
+
+    importance: str = "l2"
+    structured = "channel"
+    coupled = True
+
+    def __post_init__(self):
+        if self.importance not in ("l2", "l1"):
+            raise ConfigError(f"channel importance must be l2 or l1, got {self.importance!r}")
+
+    def eligible(self, info):
+        if info.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+            return f"{info.op_type} is not a layer with channels"
+        return None
+
+    def _mask(self, weight, info, sparsity):
+        raise ConfigError("the channel pattern masks whole channel groups: use compute_masks with the plan's channel plan")
 
 
 @PATTERNS.register("column")

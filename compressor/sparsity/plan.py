@@ -19,6 +19,7 @@ import torch
 from ..errors import ConfigError
 from ..onnx_import.weights import WeightInfo
 from .base import Pattern
+from .channel_groups import coupled_masks
 from .global_magnitude import global_masks
 from .registry import PATTERNS
 from .selection import check_sparsity
@@ -38,6 +39,7 @@ class LayerPlan:
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it stays dense
     notes: list[str] = field(default_factory=list)  # sentences for the report
     global_pool: list[str] = field(default_factory=list)  # pruned jointly at `sparsity` (global scope)
+    channels: object = None  # coupled patterns: the ChannelPlan (channel_groups.py) the masks follow
 
     def to_dict(self) -> dict:
         return {
@@ -48,6 +50,7 @@ class LayerPlan:
             "skipped": dict(self.skipped),
             "notes": list(self.notes),
             "global_pool": list(self.global_pool),
+            **({"channels": self.channels.to_dict()} if self.channels is not None else {}),
         }
 
 
@@ -251,6 +254,11 @@ def compute_masks(
     if missing:
         raise ValueError(f"no weight given for planned layer {missing[0]!r}")
     masks: dict[str, torch.Tensor] = {}
+    if pattern.coupled:
+        if plan.channels is None:
+            raise ValueError(f"pattern {pattern} prunes channel groups: the plan has no channel plan (plan stage)")
+        masks = coupled_masks(weights, plan.channels, getattr(pattern, "importance", "l2"))
+        return {n: masks.get(n, torch.ones_like(weights[n], dtype=torch.bool)) for n in plan.targets}
     if plan.global_pool and pattern.global_scope:
         masks.update(global_masks({n: weights[n] for n in plan.global_pool}, plan.sparsity))
     for name, target in plan.targets.items():

@@ -9,12 +9,14 @@ Grammar (case-insensitive names; no spaces)::
     unstructured (alias irregular)   keep the largest |w| of each tensor
     nm[:N:M]  or  N:M                N of every M along the reduction axis (default 2:4);
                                      options allow_grouped=BOOL, min_channels=INT
-    filter[:ALIGN]                   whole output filters, kept count rounded to ALIGN
-    channel[:ALIGN]                  whole input channels, likewise
+    filter[:ALIGN]                   whole output filters of each layer, kept count rounded to ALIGN
+    input-channel[:ALIGN]            whole input channels of each layer, likewise
+    channel[:importance=l2|l1]       channel groups coupled across layers, removed from the graph
+                                     on export (counts rounded by --round-to)
     column                           columns of the [C_out, C_in·kh·kw] view
 
 Examples: "unstructured", "2:4", "1:4", "nm:1:4", "2:4:min_channels=256", "filter:8",
-"filter:align=8", "channel:align=16", "column". `str(pattern)` writes the canonical form.
+"filter:align=8", "input-channel:align=16", "channel", "column". `str(pattern)` writes the canonical form.
 
 A pattern class registers itself with `@PATTERNS.register("name")`; the grammar, the error
 messages and the planner then take it like the built-ins (which patterns.py registers).

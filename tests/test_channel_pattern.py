@@ -1,0 +1,132 @@
+"""The coupled `channel` pattern: channel groups from the graph's analysis planned at a target
+(or at a multiply-add budget), masked on every weight that holds them, in the pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import main
+from compressor import compress
+from compressor.onnx_import import load_onnx
+from compressor.sparsity import parse_pattern, plan_layers
+from compressor.sparsity.channel_groups import attach, coupled_masks, plan_channels
+from compressor.sparsity.plan import compute_masks
+from compressor.structure import analyze_channels
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "lenet5_digits.onnx"
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    module = load_onnx(EXAMPLE)
+    analysis = analyze_channels(onnx.load(str(EXAMPLE)), {"input": np.zeros((1, 1, 28, 28), np.float32)})
+    return module, analysis
+
+
+def channel_plan(module, analysis, sparsity=0.5, round_to=8, target_flops=None, **plan_options):
+    pattern = parse_pattern("channel")
+    layer_plan = plan_layers(module.weights, pattern=pattern, sparsity=sparsity, **plan_options)
+    channels = plan_channels(analysis, module.weights, layer_plan.targets, layer_plan.skipped, round_to=round_to,
+                             target_flops=target_flops)
+    attach(layer_plan, channels, module.weights)
+    return layer_plan, pattern
+
+
+def test_lenet_groups_follow_the_layer_plan(lenet):
+    module, analysis = lenet
+    layer_plan, _ = channel_plan(module, analysis)
+    channels = layer_plan.channels
+    by_producer = {g.producers: g for g in channels.groups}
+    conv2, ip1 = by_producer[("conv2.weight",)], by_producer[("ip1.weight",)]
+    # 50 - round(25) = 25 kept, rounded to a multiple of 8 -> 24; 500 -> 250 -> 248
+    assert (conv2.size, conv2.keep, ip1.size, ip1.keep) == (50, 24, 500, 248)
+    assert {w for w, _, _ in conv2.weights} == {"conv2.weight", "ip1.weight"}
+    # conv1 is the first conv (kept dense by default): its channels stay; the logits are the graph's output
+    assert any("first conv kept dense" in why for why in channels.kept_whole.values())
+    assert any("graph output 'logits'" in " ".join(why) for why in channels.blocked.values())
+    # a dense layer still loses the input slices of pruned channels: ip2 has a target, conv1 none
+    assert set(layer_plan.targets) == {"conv2.weight", "ip1.weight", "ip2.weight"}
+    assert layer_plan.targets["conv2.weight"] == pytest.approx(1 - 24 / 50)
+    assert layer_plan.targets["ip1.weight"] == pytest.approx(1 - (248 / 500) * (24 / 50))
+    assert "conv1.weight" in layer_plan.skipped
+
+
+def test_masks_remove_whole_channels_on_every_side(lenet):
+    module, analysis = lenet
+    layer_plan, pattern = channel_plan(module, analysis)
+    weights = {n: module.parameter(n).detach() for n in layer_plan.targets}
+    masks = compute_masks(weights, module.weights, layer_plan, pattern)
+    conv2_rows = masks["conv2.weight"].reshape(50, -1)
+    kept = conv2_rows.all(dim=1)
+    assert int(kept.sum()) == 24 and bool((conv2_rows.any(dim=1) == kept).all())  # whole filters
+    # ip1 reads the flattened 50x4x4 map: channel c is columns 16c..16c+15, masked exactly when c is
+    ip1 = masks["ip1.weight"]
+    ip1_columns = ip1[ip1.any(dim=1)].all(dim=0).reshape(50, 16)  # among ip1's own kept rows
+    assert torch.equal(ip1_columns.all(dim=1), kept) and torch.equal(ip1_columns.any(dim=1), kept)
+    # the removed channels are the weakest by the summed squares of their filter and their columns
+    score = (weights["conv2.weight"].reshape(50, -1) ** 2).sum(1) + (weights["ip1.weight"] ** 2).sum(0).reshape(50, 16).sum(1)
+    assert set(torch.topk(score, 24).indices.tolist()) == set(torch.nonzero(kept).flatten().tolist())
+
+
+def test_target_flops_keeps_that_fraction_of_multiply_adds(lenet):
+    module, analysis = lenet
+    for fraction in (0.5, 0.3):
+        layer_plan, _ = channel_plan(module, analysis, sparsity=0.5, round_to=1, target_flops=fraction,
+                                     keep_ends_dense=False)
+        macs = layer_plan.channels.macs
+        assert macs["kept"] >= fraction * macs["dense"]
+        assert macs["kept"] <= (fraction + 0.05) * macs["dense"]  # the largest sparsity that keeps the budget
+    with pytest.raises(Exception, match="--target-flops must be in"):
+        channel_plan(module, analysis, target_flops=1.5)
+
+
+def test_residual_groups_are_masked_alike_on_every_branch(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from deploy.zoo.export import export_reference
+    from deploy.zoo.models.resnet import resnet18
+
+    torch.manual_seed(0)
+    path = export_reference(resnet18(num_classes=10, width=8), tmp_path / "r.onnx", (1, 3, 32, 32), 17)
+    module = load_onnx(path)
+    analysis = analyze_channels(onnx.load(str(path)), {module.input_names[0]: np.zeros((1, 3, 32, 32), np.float32)})
+    layer_plan, pattern = channel_plan(module, analysis, round_to=1, keep_ends_dense=False)
+    weights = {n: module.parameter(n).detach() for n in layer_plan.targets}
+    masks = coupled_masks(weights, layer_plan.channels)
+    residual = [g for g in layer_plan.channels.groups if len(g.producers) >= 3]
+    assert residual, "a residual stage's convs produce one coupled group"
+    for group in residual:
+        kept_rows = [masks[p].reshape(masks[p].shape[0], -1).any(dim=1) for p in group.producers]
+        assert all(torch.equal(kept_rows[0], rows) for rows in kept_rows)  # the same channels on every branch
+        assert int(kept_rows[0].sum()) == group.keep
+
+
+def test_pipeline_prunes_channel_groups_and_reports_the_channel_plan(tmp_path):
+    report = compress(EXAMPLE, method="magnitude", pattern="channel", sparsity=0.5, epochs=1, data="digits", limit=200,
+                      output=tmp_path / "out", progress=False, latency_runs=5, log=lambda m: None)
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    groups = saved["plan"]["channels"]["groups"]
+    assert {tuple(g["producers"]) for g in groups} == {("conv2.weight",), ("ip1.weight",)}
+    assert all(g["kept"] % 8 == 0 for g in groups)
+    assert report["params"]["prunable_nonzero"] < report["params"]["prunable"] * 0.5  # both sides of each layer shrink
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pattern", "unstructured", "--target-flops", "0.5"], "is not it (use --pattern channel)"),
+    (["--pattern", "channel", "--target-flops", "0.5", "--sparsity", "0.3"], "not both"),
+    (["--pattern", "channel", "--round-to", "0"], "--round-to must be 1 or more"),
+    (["--pattern", "channel:importance=bn"], "channel importance must be l2 or l1"),
+])
+def test_channel_options_fail_before_any_work(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["run", str(EXAMPLE), "-o", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o").exists()
