@@ -118,6 +118,8 @@ def test_pipeline_prunes_channel_groups_and_reports_the_channel_plan(tmp_path):
     assert {tuple(g["producers"]) for g in groups} == {("conv2.weight",), ("ip1.weight",)}
     assert all(g["kept"] % 8 == 0 for g in groups)
     assert report["params"]["prunable_nonzero"] < report["params"]["prunable"] * 0.5  # both sides of each layer shrink
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "## Channel groups (--pattern channel)" in md and "| 1 | /conv2/Conv | 50 | 24 |" in md
 
 
 @pytest.mark.parametrize("args, message", [

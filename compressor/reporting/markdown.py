@@ -35,6 +35,7 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _per_output(report),
         _protection(report.get("protection") or {}),
         _nm_plan(report.get("nm_plan")),
+        _channel_plan((report.get("plan") or {}).get("channels")),
         _engine_layers(report.get("engine")),
         _layers(report, SPARSITY_PLOT in plots),
         *_method_sections(report),
@@ -256,6 +257,34 @@ def _nm_plan(nm_plan: Mapping | None) -> str:
              + (f", multiples of {t['channel_multiple']}" if t.get("channel_multiple") else "")
              + f", at least {t.get('min_params')} weights per layer",
              "- Each skipped layer's reason is in the layer table below."]
+    return "\n".join(lines)
+
+
+def _channel_plan(channels: Mapping | None) -> str:
+    """--pattern channel: the coupled channel groups pruned, with their counts, and why the others stay."""
+    if not channels:
+        return ""
+    groups = channels.get("groups") or []
+    macs = channels.get("macs") or {}
+    lines = ["## Channel groups (--pattern channel)", ""]
+    if fmt.is_number(macs.get("dense")) and macs.get("dense"):
+        lines.append(f"- Multiply-adds per sample: {macs['dense'] / 1e6:.2f} M dense -> {macs['kept'] / 1e6:.2f} M kept "
+                     f"({macs['kept'] / macs['dense']:.1%})")
+    kept_whole, blocked = channels.get("kept_whole") or {}, channels.get("blocked") or {}
+    lines.append(f"- {len(groups)} groups pruned, {len(kept_whole)} kept whole, {len(blocked)} blocked by the graph")
+    reasons: dict[str, int] = {}
+    for why in blocked.values():
+        for reason in why[:1]:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, n in sorted(reasons.items(), key=lambda item: -item[1])[:5]:
+        lines.append(f"  - blocked ({n}): {fmt.cell(reason)}")
+    for reason in sorted(set(kept_whole.values()))[:5]:
+        lines.append(f"  - kept whole: {fmt.cell(reason)}")
+    if groups:
+        lines += ["", "| group | producers | channels | kept | weights holding them |", "|---:|---|---:|---:|---|"]
+        for g in groups:
+            lines.append(f"| {g.get('id')} | {fmt.cell(g.get('label'))} | {g.get('channels')} | {g.get('kept')} | "
+                         f"{fmt.cell(', '.join(g.get('weights') or []))} |")
     return "\n".join(lines)
 
 
