@@ -16,6 +16,10 @@ def console_summary(report: Mapping) -> str:
     sparsity = []
     if fmt.is_number(report.get("target_sparsity")):
         sparsity.append(f"target {fmt.percent(report['target_sparsity'])}")
+    if fmt.is_number(report.get("target_flops")):
+        macs = ((report.get("plan") or {}).get("channels") or {}).get("macs") or {}
+        kept = f" ({fmt.percent(macs['kept'] / macs['dense'])} kept)" if macs.get("dense") else ""
+        sparsity.append(f"target {fmt.percent(report['target_flops'])} of multiply-adds{kept}")
     if fmt.is_number(report.get("sparsity")):
         sparsity.append(f"achieved {fmt.percent(report['sparsity'], 2)} of prunable weights")
     if sparsity:

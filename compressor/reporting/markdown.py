@@ -58,6 +58,8 @@ def _title(report: Mapping) -> str:
         facts.append(f"achieved sparsity **{fmt.percent(report['sparsity'], 2)}** of prunable weights")
     if fmt.is_number(report.get("target_sparsity")):
         facts.append(f"target {fmt.percent(report['target_sparsity'])}")
+    if fmt.is_number(report.get("target_flops")):
+        facts.append(f"target {fmt.percent(report['target_flops'])} of multiply-adds")
     if report.get("scope"):
         facts.append(f"{report['scope']} scope")
     if fmt.is_number(report.get("compression_ratio")):
