@@ -29,7 +29,7 @@ from compressor.errors import ExportError
 from compressor.files import write_atomic
 from compressor.runtimes import get_runtime
 from compressor.structure import ChannelAnalysis
-from compressor.structure.graph import node_label, run_all
+from compressor.structure.graph import constant_values, node_label, run_all
 
 from .parity import PARITY_RUNTIME, output_error
 from .slim_fold import Consumer, Decision, bias_delta, consumers, decide, scales
@@ -106,7 +106,8 @@ def remove_channels(model: onnx.ModelProto, analysis: ChannelAnalysis, remove: M
     deletions = _deletions(analysis, outcomes)
     slim = onnx.ModelProto()
     slim.CopyFrom(model)
-    editor = _Editor(slim, analysis, deletions)
+    consts = {**runs[0], **constant_values(model)[0]}
+    editor = _Editor(slim, analysis, deletions, consts)
     editor.apply_rewrites()
     folded = editor.fold(decisions, by_weight)
     editor.slice_constants()
@@ -168,8 +169,9 @@ class _Editor:
     """Edits the copy: nodes addressed by their label in the analysed graph (the copy keeps the
     order until `finish`)."""
 
-    def __init__(self, model: onnx.ModelProto, analysis: ChannelAnalysis, deletions):
+    def __init__(self, model: onnx.ModelProto, analysis: ChannelAnalysis, deletions, consts: Mapping[str, np.ndarray]):
         self.model, self.graph, self.analysis, self.deletions = model, model.graph, analysis, deletions
+        self.consts = consts  # the model's constant values (its own, not the analysed graph's)
         self.index = {node_label(n, i): i for i, n in enumerate(model.graph.node)}
         self.names = {n for node in model.graph.node for n in list(node.input) + list(node.output)} \
             | {t.name for t in model.graph.initializer} | {v.name for v in model.graph.input}
@@ -275,13 +277,13 @@ class _Editor:
             for f in d.folds:
                 per_user.setdefault(f.consumer, []).append(f)
         for label, folds in per_user.items():
-            self._fold_into(users[label], bias_delta(users[label], folds, self.analysis.graph))
+            self._fold_into(users[label], bias_delta(users[label], folds, self.analysis.graph, self.consts))
         return sum(len(f) for f in per_user.values())
 
     def _fold_into(self, user: Consumer, delta: np.ndarray) -> None:
         g = self.analysis.graph
         node = self.node(user.label)
-        dtype = g.const(user.weight).dtype
+        dtype = self.consts[user.weight].dtype
         op = node.op_type
         out_axis = len(g.shapes[user.y]) - 1 if op == "MatMul" else 1
         gone = self.removed(user.y, out_axis)
@@ -293,7 +295,7 @@ class _Editor:
             self.new_nodes.append((self.index[user.label], helper.make_node(
                 "Add", [inner, name], [user.y], name=self.fresh(f"{user.label}_folded_bias"))))
             return
-        old = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        old = self.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if op == "Gemm":
             beta = float(_attr(node, "beta", 1.0))
             if old is None or beta == 0.0:
@@ -316,7 +318,7 @@ class _Editor:
         for tensor, axes in self.deletions.items():
             if tensor not in g.constants:
                 continue
-            value = g.constants[tensor]
+            value = self.consts[tensor]
             for axis, indices in axes.items():
                 value = np.delete(value, indices, axis=axis)
             self.replaced[tensor] = value

@@ -149,9 +149,9 @@ def _not_foldable(user: Consumer, g) -> str | None:
     return None
 
 
-def bias_delta(user: Consumer, folds: list[Fold], g) -> np.ndarray:
+def bias_delta(user: Consumer, folds: list[Fold], g, consts: Mapping[str, np.ndarray]) -> np.ndarray:
     """What the folded constants add to each output channel of `user` (float64, one per output)."""
-    w = np.asarray(g.const(user.weight), dtype=np.float64)
+    w = np.asarray(consts[user.weight], dtype=np.float64)
     op = user.node.op_type
     if op == "Conv":
         per_input = w.sum(axis=tuple(range(2, w.ndim))).T  # [C_in, M]
