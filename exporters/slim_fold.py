@@ -95,8 +95,8 @@ def channel_values(group: ChannelGroup, channel: int, runs: list[Mapping[str, np
         seen = [r[tensor] for r in runs if tensor in r]
         if not seen:
             return f"no value of {tensor!r} to check that the channel is dead"
-        per_run = [np.moveaxis(np.take(np.asarray(v, dtype=np.float64), indices, axis=axis), axis, 0)
-                   .reshape(len(indices), -1) for v in seen]
+        per_run = [np.moveaxis(np.take(v, indices, axis=axis).astype(np.float64), axis, 0).reshape(len(indices), -1)
+                   for v in seen]
         flat = np.concatenate(per_run, axis=1)
         const = flat[:, 0]
         spread = float(np.max(np.abs(flat - const[:, None]))) if flat.size else 0.0

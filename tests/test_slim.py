@@ -448,3 +448,20 @@ def test_corpus_models(model_id, shape):
     dims = shape or tuple(d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim)
     feeds = {inp.name: np.random.default_rng(4).random(dims).astype(np.float32)}
     _prune_half(path, feeds)
+
+
+@pytest.mark.parametrize("shift", [0.3, 1e-7])
+def test_constant_into_conv_transpose_is_kept_unless_negligible(shift):
+    """A ConvTranspose spreads a constant input unevenly (fewer taps reach the border): a real
+    constant keeps the channel; one below the tolerance (relative to the activation) is dropped."""
+    rng = np.random.default_rng(17)
+    inits = {"w1": _w(rng, 8, 3, 3, 3), "b1": np.full(8, shift, np.float32) + np.arange(8, dtype=np.float32) * shift,
+             "wt": _w(rng, 8, 6, 3, 3)}
+    model = _model([_conv("x", "w1", "c1", "b1"), helper.make_node("Relu", ["c1"], ["r1"]),
+                    helper.make_node("ConvTranspose", ["r1", "wt"], ["y"], strides=[2, 2])], inits, [1, 3, 6, 6])
+    result = _slim(model, _feeds([1, 3, 6, 6]), {"c1": [1, 2]}, keep_shift=True)
+    outcome = next(iter(result.groups.values()))
+    if shift > 1e-3:
+        assert outcome.removed == [] and all("flows into ConvTranspose" in r for r in outcome.refused.values())
+    else:
+        assert outcome.removed == [1, 2] and result.dropped == 2 and _shapes(result.model)["wt"] == (6, 6, 3, 3)
