@@ -237,8 +237,8 @@ class _Editor:
         gone = set(self.removed(tensor, axis))
         g = self.analysis.graph
         if len(node.input) > 1:
-            starts = g.const(node.input[1]).astype(np.int64).copy()
-            ends = g.const(node.input[2]).astype(np.int64).copy()
+            starts = g.const(node.input[1]).copy()  # starts, ends, axes share one index type: kept
+            ends = g.const(node.input[2]).copy()
             axes = g.const(node.input[3]).tolist() if len(node.input) > 3 and node.input[3] else list(range(len(starts)))
         else:
             starts = np.array(_attr(node, "starts"), dtype=np.int64)

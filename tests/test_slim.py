@@ -144,10 +144,11 @@ def test_split_and_concat_c2f_like(opset):
         assert "num_outputs" not in [a.name for a in node.attribute]
 
 
-def test_slice_on_channels():
+@pytest.mark.parametrize("index_type", [np.int64, np.int32])
+def test_slice_on_channels(index_type):
     rng = np.random.default_rng(4)
-    inits = {"w1": _w(rng, 8, 3, 3, 3), "w2": _w(rng, 4, 5, 3, 3), "st": np.array([2], np.int64),
-             "en": np.array([7], np.int64), "ax": np.array([1], np.int64)}
+    inits = {"w1": _w(rng, 8, 3, 3, 3), "w2": _w(rng, 4, 5, 3, 3), "st": np.array([2], index_type),
+             "en": np.array([7], index_type), "ax": np.array([1], index_type)}
     model = _model([_conv("x", "w1", "c1"), helper.make_node("Relu", ["c1"], ["r1"]),
                     helper.make_node("Slice", ["r1", "st", "en", "ax"], ["s"]), _conv("s", "w2", "y")],
                    inits, [1, 3, 8, 8])
@@ -160,6 +161,7 @@ def test_slice_on_channels():
     assert result.max_relative_error <= 1e-4
     node = _node(result.model, "Slice")
     assert _init(result.model, node.input[1]).tolist() == [1] and _init(result.model, node.input[2]).tolist() == [5]
+    assert _init(result.model, node.input[1]).dtype == index_type
     assert _shapes(result.model)["w1"] == (6, 3, 3, 3) and _shapes(result.model)["w2"] == (4, 4, 3, 3)
 
 
