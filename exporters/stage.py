@@ -10,10 +10,12 @@ from __future__ import annotations
 import shutil
 
 from compressor.data import example_batch
+from compressor.onnx_import.tensors import torch_to_numpy
 from compressor.pipeline.stages import register_stage
 from compressor.pipeline.state import Exported, RunState
 
 from .onnx_export import export_onnx
+from .slim_stage import slim_in_place
 from .tensorrt import stage as _engine_stage  # noqa: F401 - registers the optional "engine" stage
 
 PARITY_SAMPLES = 8  # the export check runs this many samples (or the model's fixed batch)
@@ -34,8 +36,16 @@ def export(state: RunState) -> Exported:
         metadata={"method": opts.method, "pattern": opts.plan.pattern,
                   "target_sparsity": "searched" if planned.target is None else str(planned.target)}))
     state.notes.extend(f"Export: {warning}." for warning in result.warnings)
+    slim = None
+    if planned.pattern.coupled:  # the channel pattern: the masked file loses its pruned channels for real
+        feeds = {name: torch_to_numpy(t) for name, t in zip(loaded.module.input_names, sample)}
+        outcome = state.timed("slim_s", lambda: slim_in_place(result.path, feeds, loaded.module.weights))
+        slim = outcome.to_dict()
+        state.notes.extend(f"Slim export: {note}." for note in outcome.notes)
+        state.log(f"slim export: {outcome.removed} channels removed, {outcome.params_before:,} -> "
+                  f"{outcome.params_after:,} parameters, max relative error {outcome.max_relative_error:.2e}")
     if prepared.train_data is None:
         described = f"{file_batch} random inputs"
     else:
         described = f"{file_batch} samples of the validation data ({prepared.val_data.source.name})"
-    return Exported(result, sample, described)
+    return Exported(result, sample, described, slim)

@@ -120,6 +120,15 @@ def test_pipeline_prunes_channel_groups_and_reports_the_channel_plan(tmp_path):
     assert report["params"]["prunable_nonzero"] < report["params"]["prunable"] * 0.5  # both sides of each layer shrink
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "## Channel groups (--pattern channel)" in md and "| 1 | /conv2/Conv | 50 | 24 |" in md
+    # the exported file is the slim graph: conv2 keeps 24 filters, ip1 248 rows of 24*16 inputs, ip2 reads 248
+    written = {t.name: tuple(t.dims) for t in onnx.load(str(tmp_path / "out" / "model.onnx")).graph.initializer}
+    assert written["conv2.weight"] == (24, 20, 5, 5) and written["ip1.weight"] == (248, 384) and written["ip2.weight"] == (10, 248)
+    slim = saved["slim"]
+    assert slim["channels_removed"] == (50 - 24) + (500 - 248) and slim["parity"]["max_relative_error"] < 1e-4
+    assert saved["params"]["total"] == slim["params_after"] < saved["params"]["dense_total"]
+    assert saved["file_bytes"]["compressed"] < 0.5 * saved["file_bytes"]["dense"]
+    assert saved["export_parity"] < 1e-4  # the masked file against the module; the slim one against the masked file above
+    assert "## Channels removed from the graph" in md
 
 
 @pytest.mark.parametrize("args, message", [

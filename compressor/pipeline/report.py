@@ -26,9 +26,12 @@ def report(state: RunState) -> dict:
     exported, measured = state.exported, state.measured
     module, dense, result = loaded.module, loaded.dense, pruned.result
     written = onnx.load(str(exported.result.path))  # the file as written, external data included
-    layers, params = model_statistics(written, module, pruned.plan)
-    _, dense_params = model_statistics(dense.onnx_model, dense, pruned.plan)
+    dense_layers, dense_params = model_statistics(dense.onnx_model, dense, pruned.plan)
+    # a slim file (channels removed) is counted against the dense layers: what is gone, zeroed or removed
+    reference = {layer["name"]: layer["params"] for layer in dense_layers} if exported.slim is not None else None
+    layers, params = model_statistics(written, module, pruned.plan, reference)
     params["dense_nonzero"] = dense_params["nonzero"]
+    params["dense_total"] = dense_params["total"]
     params["dense_prunable_nonzero"] = dense_params["prunable_nonzero"]
     objective = prepared.objective
     out_dir = state.out_dir
@@ -40,14 +43,16 @@ def report(state: RunState) -> dict:
         **({"target_flops": opts.plan.target_flops} if opts.plan.target_flops is not None else {}),
         "sparsity": 1.0 - params["prunable_nonzero"] / max(params["prunable"], 1),
         "params": params,
-        "compression_ratio": params["total"] / max(params["nonzero"], 1),
+        # a slim file is smaller than the dense one: its ratio is against the dense file's parameters
+        "compression_ratio": (dense_params["total"] if exported.slim is not None else params["total"]) / max(params["nonzero"], 1),
         "layers": layers,
         "task": prepared.task.name,
         "metrics": {"dense": pruned.dense_metrics, "compressed": state.verified.metrics, "kind": objective.kind,
                     "split": prepared.split, "primary": objective.primary_metric,
                     "specs": {name: spec.to_dict() for name, spec in objective.metric_specs().items()}},
         "latency_ms": measured.latency if measured is not None else {},
-        "file_bytes": {"dense": file_bytes(state.path), "compressed": exported.result.file_bytes},
+        "file_bytes": {"dense": file_bytes(state.path), "compressed": exported.result.file_bytes if exported.slim is None
+                       else file_bytes(exported.result.path)},
         "data": prepared.info,
         "inputs": {name: {"shape": shape, "dtype": str(dtype).removeprefix("torch.")} for name, shape, dtype in loaded.inputs},
         "batch": loaded.batch_info.to_dict(),
@@ -86,17 +91,20 @@ def report(state: RunState) -> dict:
     return doc
 
 
-def model_statistics(model: onnx.ModelProto, module, plan) -> tuple[list[dict], dict]:
-    """Per-layer and total counts of a model's stored tensors."""
+def model_statistics(model: onnx.ModelProto, module, plan, reference: dict[str, int] | None = None) -> tuple[list[dict], dict]:
+    """Per-layer and total counts of a model's stored tensors. With `reference` (each layer's dense
+    size), a layer made smaller counts its removed entries as pruned: params stay the dense size,
+    the shape is the written one."""
     arrays = stored_tensors(model)
     # weights computed by constant subgraphs (e.g. ConstantOfShape) are stored nowhere: the module holds them
     arrays.update({n: module.parameter(n).detach().numpy() for n in module.weights if n not in arrays})
     layers = []
     for name, info in module.weights.items():
         array = arrays[name]
+        size = int(array.size) if reference is None else reference[name]
         layers.append({
-            "name": name, "node": info.node, "op": info.op_type, "shape": list(array.shape), "params": int(array.size),
-            "target": plan.targets.get(name), "sparsity": float(1.0 - np.count_nonzero(array) / max(array.size, 1)),
+            "name": name, "node": info.node, "op": info.op_type, "shape": list(array.shape), "params": size,
+            "target": plan.targets.get(name), "sparsity": float(1.0 - np.count_nonzero(array) / max(size, 1)),
             "note": plan.skipped.get(name),
         })
     float_arrays = [a for a in arrays.values() if a.dtype.kind == "f"]

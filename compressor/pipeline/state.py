@@ -83,9 +83,13 @@ class Exported:
     result: object  # exporters.ExportResult
     sample: list  # the input batch the parity check ran on
     sample_description: str  # what that batch is, in words
+    slim: dict | None = None  # the channel pattern: what the physical removal did (exporters/slim.py)
 
     def report_entries(self) -> dict:
-        return {"export_parity": self.result.parity.max_relative_error, "export_parity_inputs": self.sample_description}
+        entries = {"export_parity": self.result.parity.max_relative_error, "export_parity_inputs": self.sample_description}
+        if self.slim is not None:
+            entries["slim"] = self.slim
+        return entries
 
 
 @dataclass

@@ -26,7 +26,12 @@ def console_summary(report: Mapping) -> str:
         rows.append(("sparsity", ", ".join(sparsity)))
 
     params = report.get("params") or {}
-    if fmt.is_number(params.get("total")) and fmt.is_number(params.get("nonzero")):
+    slim = report.get("slim")
+    if slim and fmt.is_number(params.get("dense_nonzero")) and fmt.is_number(params.get("total")):
+        rows.append(("parameters", f"{fmt.short_count(params['dense_nonzero'])} -> {fmt.short_count(params['total'])} "
+                                   f"({fmt.ratio(report.get('compression_ratio'), 'x')} smaller), "
+                                   f"{slim.get('channels_removed')} channels removed from the graph"))
+    elif fmt.is_number(params.get("total")) and fmt.is_number(params.get("nonzero")):
         text = f"{fmt.short_count(params['total'])} total, {fmt.short_count(params['nonzero'])} nonzero"
         if fmt.is_number(report.get("compression_ratio")):
             text += f" ({fmt.ratio(report['compression_ratio'], 'x')} compression)"

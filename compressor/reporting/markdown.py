@@ -32,6 +32,7 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _summary(report),
         _latency(report),
         _parity(report),
+        _slim(report),
         _per_output(report),
         _protection(report.get("protection") or {}),
         _nm_plan(report.get("nm_plan")),
@@ -91,13 +92,15 @@ def _summary(report: Mapping) -> str:
     if params:
         total, nonzero = params.get("total"), params.get("nonzero")
         dense_nonzero = params.get("dense_nonzero")  # optional: zeros already in the input model
-        rows.append(("parameters, total", fmt.count(total), fmt.count(total), ""))
+        dense_total = params.get("dense_total", total)  # differs when channels were removed from the graph
+        rows.append(("parameters, total", fmt.count(dense_total), fmt.count(total),
+                     _percent_change(dense_total, total) if dense_total != total else ""))
         rows.append(("parameters, nonzero", fmt.count(dense_nonzero), fmt.count(nonzero), _percent_change(dense_nonzero or total, nonzero)))
         if "prunable" in params:
             rows.append(("prunable weights, nonzero", fmt.count(params.get("dense_prunable_nonzero")),
                          f"{fmt.count(params.get('prunable_nonzero'))} of {fmt.count(params['prunable'])}", ""))
     if fmt.is_number(report.get("compression_ratio")):
-        dense_ratio = _ratio_or_none(params.get("total"), params.get("dense_nonzero"))
+        dense_ratio = _ratio_or_none(params.get("dense_total", params.get("total")), params.get("dense_nonzero"))
         rows.append(("compression ratio (total / nonzero)", fmt.ratio(dense_ratio), fmt.ratio(report["compression_ratio"]), ""))
 
     sizes = report.get("file_bytes") or {}
@@ -206,6 +209,23 @@ def _parity(report: Mapping) -> str:
     inputs = report.get("export_parity_inputs") or "inputs"  # reports from before the key: nothing known
     return ("## Export parity\n\nThe exported file in onnxruntime against the compressed PyTorch module, on the same "
             f"{inputs}: max relative error **{fmt.scientific(parity)}** (max |difference| / max |output|).")
+
+
+def _slim(report: Mapping) -> str:
+    """--pattern channel: what the physical removal did to the graph, and its own parity check."""
+    slim = report.get("slim")
+    if not isinstance(slim, Mapping):
+        return ""
+    parity = (slim.get("parity") or {}).get("max_relative_error")
+    refused = sum(len((g or {}).get("refused") or {}) for g in (slim.get("groups") or {}).values())
+    lines = ["## Channels removed from the graph", "",
+             f"- {slim.get('channels_removed')} channels removed in {len(slim.get('groups') or {})} groups; parameters "
+             f"{fmt.count(slim.get('params_before'))} -> {fmt.count(slim.get('params_after'))}",
+             f"- Constants of removed channels folded into the next layer's bias: {slim.get('constants_folded')}; "
+             f"negligible ones dropped: {slim.get('constants_dropped')}; channels kept because they could not go: {refused}",
+             f"- The slim file against the masked one in onnxruntime: max relative error **{fmt.scientific(parity)}**"]
+    lines += [f"- {fmt.cell(note)}" for note in slim.get("notes") or []]
+    return "\n".join(lines)
 
 
 def _per_output(report: Mapping) -> str:
