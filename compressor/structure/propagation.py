@@ -171,7 +171,21 @@ def matmul(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         cg.track(y, cg.graph.rank(y) - 1)
         cg.join((y, cg.axis(y)), (b, 1))
         return
-    not_understood(cg, label, node, "a product of two computed tensors (or a constant on the left)")
+    # A constant on the left, K[M, Kd] @ b[..., Kd, N] (found by tests/test_channel_analysis.py: it was
+    # blocked outright): b's columns (and batch axes) pass through to y; b's rows are K's columns, and
+    # y's rows are then K's rows.
+    left = cg.graph.const(a)
+    b_rank, y_rank = cg.graph.rank(b), cg.graph.rank(y)
+    if left is not None and left.ndim == 2 and b_rank is not None and b_rank >= 2 and cg.axis(b) is not None:
+        b_axis = cg.axis(b)
+        if b_axis != b_rank - 2:
+            _pass(cg, b, y, b_axis + y_rank - b_rank)
+            return
+        cg.join((b, b_axis), (a, 1))
+        cg.track(y, y_rank - 2)
+        cg.join((y, y_rank - 2), (a, 0))
+        return
+    not_understood(cg, label, node, "a product of two computed tensors")
 
 
 # ---- normalisation -----------------------------------------------------------------------------
@@ -572,6 +586,8 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     end = rank if end is None else (int(end) % (rank + 1) if end < 0 else min(int(end), rank))
     if not start <= a < end:
         return
+    if out in cg.graph.outputs:  # the whole shape leaves the graph (found by the tests: it was not blocked)
+        return not_understood(cg, label, node, "the channel count is read from the shape")
     users = [cg.graph.by_label[u] for u in cg.graph.consumers.get(out, [])]
     for user in users:
         index = cg.graph.const(user.input[1]) if user.op_type == "Gather" and len(user.input) > 1 else None
