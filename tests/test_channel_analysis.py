@@ -604,3 +604,105 @@ def test_weight_shared_by_two_convs_couples_them():
     g = group(a, "a", 1)
     assert g is group(a, "b", 1) and g.prunable
     assert g.positions == {p: diag(4) for p in [("a", 1), ("b", 1), ("w", 0), ("wa", 1), ("wb", 1)]}
+
+
+@pytest.mark.parametrize("start,index,blocked", [(1, 0, True), (1, -3, True), (1, 1, False), (1, -1, False),
+                                                 (2, 0, False), (0, -3, True)])
+def test_shape_with_start_reads_the_channel_count_at_its_own_offset(start, index, blocked):
+    nodes = [conv("x", "w", "c"), helper.make_node("Shape", ["c"], ["shp"], name="shape", start=start),
+             helper.make_node("Gather", ["shp", "idx"], ["dim"]), conv("c", "w2", "y")]
+    inits = {"w": w(4, 3, 1, 1), "idx": np.array(index, np.int64), "w2": w(2, 4, 1, 1)}
+    a = analyze(build(nodes, {"x": [1, 3, 4, 5]}, {"y": TensorProto.FLOAT, "dim": TensorProto.INT64}, inits,
+                      opset=15))
+    g = group(a, "c", 1)
+    assert g.blocked == (["Shape node 'shape': the channel count is read from the shape"] if blocked else [])
+
+
+def test_elementwise_with_an_unanalysed_activation_blocks():
+    nodes = [conv("x", "w", "c"), helper.make_node("Add", ["c", "x"], ["s"], name="skip"), conv("s", "w2", "y")]
+    a = analyze(build(nodes, {"x": [1, 3, 4, 5]}, ["y"], {"w": w(3, 3, 1, 1), "w2": w(2, 3, 1, 1)}))
+    g = group(a, "c", 1)
+    assert g.positions == {p: diag(3) for p in [("c", 1), ("x", 1), ("s", 1), ("w", 0), ("w2", 1)]}
+    assert g.blocked == ["Add node 'skip' combines channels of 'x', whose origin is not analysed"]
+
+
+def test_flatten_of_channels_last_interleaves_the_channel_in_the_features():
+    nodes = [conv("x", "w", "c"), helper.make_node("Transpose", ["c"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Flatten", ["t"], ["f"]), helper.make_node("Gemm", ["f", "B"], ["y"])]
+    a = analyze(build(nodes, {"x": [1, 3, 2, 3]}, ["y"], {"w": w(4, 3, 1, 1), "B": w(24, 5)}))
+    g = group(a, "c", 1)
+    features = [tuple(o * 4 + c for o in range(6)) for c in range(4)]
+    assert g.prunable and g.positions == {("c", 1): diag(4), ("w", 0): diag(4), ("t", 3): diag(4),
+                                          ("f", 1): features, ("B", 0): features}
+
+
+def test_matmul_constant_on_the_left_contracting_the_channels():
+    # h[2, 8] -> ht[8, 2]; K[3, 8] @ ht: ht's channels are K's columns, z's rows are K's rows
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Transpose", ["h"], ["ht"], perm=[1, 0]),
+             helper.make_node("MatMul", ["K", "ht"], ["z"]), helper.make_node("Transpose", ["z"], ["y"], perm=[1, 0])]
+    a = analyze(build(nodes, {"x": [2, 6]}, ["y"], {"W": w(6, 8), "K": w(3, 8)}))
+    g = group(a, "h", 1)
+    assert g.prunable and g.positions == {p: diag(8) for p in [("h", 1), ("ht", 0), ("W", 1), ("K", 1)]}
+    rows = group(a, "z", 0)
+    assert rows.positions == {p: diag(3) for p in [("z", 0), ("y", 1), ("K", 0)]}
+    assert rows.blocked == ["graph output 'y' keeps its shape"]
+
+
+def test_gather_on_another_axis_moves_the_channel_axis_and_on_channels_blocks():
+    nodes = [conv("x", "w", "c"), helper.make_node("Gather", ["c", "zero"], ["g0"], axis=0),
+             helper.make_node("Gather", ["g0", "two"], ["g1"], axis=1), helper.make_node("MatMul", ["g1", "W"], ["m"]),
+             conv("x", "wb", "d"), helper.make_node("Gather", ["d", "pick"], ["e"], axis=1, name="pick_channels"),
+             helper.make_node("MatMul", ["m", "W2"], ["y"])]
+    inits = {"w": w(5, 3, 1, 1), "zero": np.array(0, np.int64), "two": np.array(2, np.int64), "W": w(4, 4),
+             "wb": w(4, 3, 1, 1), "pick": i64(0, 1, 2, 3),
+             "W2": w(4, 2)}
+    a = analyze(build(nodes, {"x": [1, 3, 4, 4]}, ["y", "e"], inits))
+    assert a.axes["g0"] == 0 and a.axes["g1"] == 0  # [5, 4, 4] then [5, 4]: channels are rows of g1
+    g = group(a, "c", 1)
+    assert g.positions == {p: diag(5) for p in [("c", 1), ("g0", 0), ("g1", 0), ("m", 0), ("y", 0), ("w", 0)]}
+    assert g.blocked == ["graph output 'y' keeps its shape"]  # the rows stay rows through both MatMuls
+    assert group(a, "d", 1).blocked == ["Gather node 'pick_channels': it gathers along the channel axis"]
+
+
+def test_conv_with_weights_computed_at_run_time_is_blocked():
+    nodes = [conv("x", "w", "c"), helper.make_node("Mul", ["wk", "scale"], ["wrt"]), conv("c", "wrt", "y", "dyn")]
+    a = analyze(build(nodes, {"x": [1, 3, 4, 4], "scale": [1]}, ["y"],
+                      {"w": w(4, 3, 1, 1), "wk": w(2, 4, 1, 1)}))
+    assert group(a, "c", 1).blocked == ["Conv node 'dyn': its weights are computed at run time"]
+    assert "Conv node 'dyn': its weights are computed at run time" in group(a, "y", 1).blocked
+
+
+def test_concat_with_a_constant_input_takes_constant_channels():
+    nodes = [conv("x", "w", "c"), helper.make_node("Concat", ["c", "k"], ["cat"], axis=1), conv("cat", "w2", "y")]
+    a = analyze(build(nodes, {"x": [1, 3, 2, 2]}, ["y"], {"w": w(4, 3, 1, 1), "k": w(1, 2, 2, 2), "w2": w(2, 6, 1, 1)}))
+    g = group(a, "k", 1)
+    assert g.prunable and g.positions == {("k", 1): diag(2), ("cat", 1): diag(2, 4), ("w2", 1): diag(2, 4)}
+    assert group(a, "c", 1).positions[("cat", 1)] == diag(4)
+
+
+def test_instance_norm_params_join_and_layer_norm_over_channels_blocks():
+    nodes = [conv("x", "w", "c"), helper.make_node("InstanceNormalization", ["c", "s", "b"], ["n"]),
+             conv("n", "w2", "d"), helper.make_node("Transpose", ["d"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "ls", "lb"], ["y"], axis=-1, name="ln")]
+    inits = {"w": w(4, 3, 1, 1), "s": w(4), "b": w(4), "w2": w(5, 4, 1, 1), "ls": w(5), "lb": w(5)}
+    a = analyze(build(nodes, {"x": [1, 3, 2, 2]}, ["y"], inits, opset=17))
+    g = group(a, "c", 1)
+    assert g.prunable and g.positions == {p: diag(4) for p in [("c", 1), ("n", 1), ("w", 0), ("s", 0), ("b", 0),
+                                                               ("w2", 1)]}
+    assert group(a, "d", 1).blocked == ["LayerNormalization node 'ln': it normalises over the channel axis"]
+
+
+def test_reduce_sum_opset_13_axes_input():
+    nodes = [conv("x", "w", "c"), helper.make_node("ReduceSum", ["c", "axes"], ["r"], keepdims=0),
+             helper.make_node("MatMul", ["r", "W"], ["y"])]
+    a = analyze(build(nodes, {"x": [1, 3, 4, 5]}, ["y"], {"w": w(4, 3, 1, 1), "axes": i64(-1, -2), "W": w(4, 2)}))
+    g = group(a, "c", 1)
+    assert g.prunable and g.positions == {p: diag(4) for p in [("c", 1), ("r", 1), ("w", 0), ("W", 0)]}
+
+
+def test_reshape_splitting_the_channel_axis_is_blocked():
+    nodes = [conv("x", "w", "c"), helper.make_node("Reshape", ["c", "shape"], ["r"], name="heads"),
+             helper.make_node("ReduceMean", ["r"], ["y"], axes=[3, 4], keepdims=0)]
+    a = analyze(build(nodes, {"x": [1, 3, 2, 2]}, ["y"], {"w": w(6, 3, 1, 1), "shape": i64(1, 2, 3, 2, 2)}))
+    assert group(a, "c", 1).blocked == [
+        "Reshape node 'heads': it splits or regroups the channel axis ([1, 6, 2, 2] -> [1, 2, 3, 2, 2])"]

@@ -591,7 +591,9 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     users = [cg.graph.by_label[u] for u in cg.graph.consumers.get(out, [])]
     for user in users:
         index = cg.graph.const(user.input[1]) if user.op_type == "Gather" and len(user.input) > 1 else None
-        if index is None or np.ndim(index) != 0 or int(index) % rank + start == a:
+        # a negative index counts from the end of the shape vector (end - start long), not of the rank:
+        # `% rank` missed Shape(start=1)->Gather(-3) reading the channels (found by the tests)
+        if index is None or np.ndim(index) != 0 or int(index) % (end - start) + start == a:
             return not_understood(cg, label, node, "the channel count is read from the shape")
 
 
