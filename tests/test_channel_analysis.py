@@ -706,3 +706,116 @@ def test_reshape_splitting_the_channel_axis_is_blocked():
     a = analyze(build(nodes, {"x": [1, 3, 2, 2]}, ["y"], {"w": w(6, 3, 1, 1), "shape": i64(1, 2, 3, 2, 2)}))
     assert group(a, "c", 1).blocked == [
         "Reshape node 'heads': it splits or regroups the channel axis ([1, 6, 2, 2] -> [1, 2, 3, 2, 2])"]
+
+
+# ---- the project's reference networks ----------------------------------------------------------
+
+EXPORTS = [pytest.param("torchscript", 17, id="torchscript17"),
+           pytest.param("dynamo", 18, id="dynamo18", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(scope="module")
+def reference_analysis(reference_onnx):
+    cache = {}
+
+    def get(name: str, exporter: str, opset: int, batch: int = 2):
+        key = (name, exporter, opset, batch)
+        if key not in cache:
+            from deploy.zoo.models import REFERENCE_MODELS
+
+            model = onnx.load(str(reference_onnx(name, exporter, opset)))
+            shape = (batch, *REFERENCE_MODELS[name].input_shape[1:])
+            feeds = {model.graph.input[0].name: np.random.default_rng(1).standard_normal(shape).astype(np.float32)}
+            cache[key] = analyze_channels(model, feeds)
+        return cache[key]
+
+    return get
+
+
+def _ops(a, op_type: str) -> list[onnx.NodeProto]:
+    return [n for _, n in a.graph.nodes if n.op_type == op_type]
+
+
+def _residual_groups(a) -> list:
+    """The groups holding the outputs of Add nodes, each with how many Adds it holds, by size."""
+    by_id = collections.Counter(group(a, n.output[0], 1).id for n in _ops(a, "Add"))
+    return sorted(((a.groups[i].size, count) for i, count in by_id.items()))
+
+
+def _conv_outputs_in(a, g) -> list[onnx.NodeProto]:
+    return [n for n in _ops(a, "Conv") if (n.output[0], 1) in g.positions]
+
+
+@pytest.mark.parametrize("exporter,opset", EXPORTS)
+def test_small_resnet_residual_stages_are_one_group_each(reference_analysis, exporter, opset):
+    a = reference_analysis("small-resnet", exporter, opset)
+    assert len(a.groups) == 10
+    assert sorted(g.size for g in a.prunable()) == [16, 16, 16, 32, 32, 32, 64, 64, 64]
+    (out,) = a.blocked()
+    assert out.size == 10 and out.blocked == [f"graph output {a.graph.outputs[0]!r} keeps its shape"]
+    assert len(out.weights()) == 2  # fc weight rows and bias
+    assert _residual_groups(a) == [(16, 2), (32, 2), (64, 2)]  # each stage's two Adds in one group
+    stages = sorted({group(a, n.output[0], 1).id for n in _ops(a, "Add")}, key=lambda i: a.groups[i].size)
+    for previous, current in zip(stages, stages[1:]):
+        g = a.groups[current]
+        convs = _conv_outputs_in(a, g)
+        assert len(convs) == 3 and g.prunable  # block 0's conv2, block 1's conv2, and the downsample
+        downsample = [n for n in convs if (n.input[0], 1) in a.groups[previous].positions]
+        assert len(downsample) == 1 and (downsample[0].input[1], 0) in g.positions
+    last = a.groups[stages[-1]]
+    (fc,) = [p for p in last.weights() if p[1] == 1 and a.graph.constants[p[0]].ndim == 2]
+    assert last.positions[fc] == diag(64)  # after global pooling each channel is one feature
+    inner = [g for g in a.prunable() if g.id not in stages]
+    assert len(inner) == 6
+    for g in inner:  # conv1 of each block: its weight and bias rows, conv2's weight columns
+        assert sorted(axis for _, axis in g.weights()) == [0, 0, 1] and len(_conv_outputs_in(a, g)) == 1
+
+
+@pytest.mark.parametrize("exporter,opset", EXPORTS)
+def test_ufld_flatten_block_hidden_units_and_blocked_lane_reshape(reference_analysis, exporter, opset):
+    a = reference_analysis("ufld-tiny", exporter, opset, batch=1)
+    assert len(a.groups) == 15 and len(a.prunable()) == 14
+    assert _residual_groups(a) == [(8, 2), (16, 2), (32, 2), (64, 2)]
+    pool = group(a, "cls.0.weight", 1)  # the 1x1 pool conv's 8 channels, flattened over 2 x 4 cells
+    assert pool.prunable and pool.size == 8
+    assert pool.positions[("cls.0.weight", 1)] == [tuple(range(8 * c, 8 * c + 8)) for c in range(8)]
+    assert ("pool.weight", 0) in pool.positions and ("pool.bias", 0) in pool.positions
+    hidden = group(a, "cls.0.weight", 0)
+    assert hidden.prunable and hidden.size == 64
+    assert set(hidden.weights()) == {("cls.0.weight", 0), ("cls.0.bias", 0), ("cls.2.weight", 1)}
+    (lanes,) = a.blocked()
+    assert lanes.size == 352 and set(lanes.weights()) == {("cls.2.weight", 0), ("cls.2.bias", 0)}
+    assert len(lanes.blocked) == 1 and "splits or regroups the channel axis ([1, 352] -> [1, 11, 8, 4])" in lanes.blocked[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exporter,opset", EXPORTS)
+def test_yolo_c2f_split_halves_are_two_groups(reference_analysis, exporter, opset):
+    a = reference_analysis("yolo-tiny", exporter, opset, batch=1)
+    assert len(a.prunable()) == 59
+    splits = [r for r in a.rewrites if r.kind == "split"]
+    assert len(splits) == 8 == len(_ops(a, "Split"))
+    for r in splits:
+        node = a.graph.by_label[r.node]
+        half = a.graph.shapes[node.input[0]][1] // 2
+        first, second = (group(a, t, axis) for t, axis in r.tensors)
+        assert first.id != second.id and first.prunable and second.prunable
+        assert first.size == second.size == half
+        cv1 = a.graph.by_label[a.graph.producers[node.input[0]]]  # the split reads cv1's output (after SiLU)
+        assert (node.input[0], 1) in first.positions and first.positions[(node.input[0], 1)] == diag(half)
+        assert second.positions[(node.input[0], 1)] == diag(half, half)
+        assert cv1.op_type == "Mul"
+        # both halves go into the C2f's concat, the first at offset 0, the second at offset `half`
+        (cat,) = [a.graph.by_label[u] for u in a.graph.consumers[r.tensors[0][0]]
+                  if a.graph.by_label[u].op_type == "Concat"]
+        assert first.positions[(cat.output[0], 1)] == diag(half)
+        assert [t[0] for t in second.positions[(cat.output[0], 1)]] == list(range(half, 2 * half))
+    # SPPF: the 1x1 conv's channels and its three chained max pools are one group, at 4 concat offsets
+    pools = _ops(a, "MaxPool")
+    assert len(pools) == 3
+    sppf = group(a, pools[0].output[0], 1)
+    assert all((p.output[0], 1) in sppf.positions for p in pools)
+    (cat,) = [a.graph.by_label[u] for u in a.graph.consumers[pools[2].output[0]]]
+    assert sppf.positions[(cat.output[0], 1)] == [tuple(i + k * sppf.size for k in range(4)) for i in range(sppf.size)]
+    for g in a.blocked():
+        assert any("graph output" in why or "/head/" in why or "Reshape" in why for why in g.blocked), g.blocked
