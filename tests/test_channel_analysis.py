@@ -819,3 +819,130 @@ def test_yolo_c2f_split_halves_are_two_groups(reference_analysis, exporter, opse
     assert sppf.positions[(cat.output[0], 1)] == [tuple(i + k * sppf.size for k in range(4)) for i in range(sppf.size)]
     for g in a.blocked():
         assert any("graph output" in why or "/head/" in why or "Reshape" in why for why in g.blocked), g.blocked
+
+
+# ---- third-party corpus ------------------------------------------------------------------------
+
+def _corpus_feeds(model: onnx.ModelProto, entry: dict) -> dict[str, np.ndarray]:
+    """Inputs at the manifest's sizes (image size for dynamic spatial dims, batch 1)."""
+    initialized = {t.name for t in model.graph.initializer}
+    feeds = {}
+    for i in model.graph.input:
+        if i.name in initialized:
+            continue
+        t = i.type.tensor_type
+        dims = [d.dim_value if d.dim_value > 0 else None for d in t.shape.dim]
+        if entry.get("input_shapes") and i.name in entry["input_shapes"]:
+            dims = list(entry["input_shapes"][i.name])
+        elif len(dims) == 4:
+            h, wd = entry.get("image_size") or (320, 320)
+            channels_last = dims[3] in (1, 3) and dims[1] not in (1, 3)
+            for k, v in zip((1, 2) if channels_last else (2, 3), (h, wd)):
+                dims[k] = dims[k] or v
+        dims = [d or 1 for d in dims]
+        dtype = helper.tensor_dtype_to_np_dtype(t.elem_type)
+        feeds[i.name] = np.random.default_rng(0).random(dims).astype(dtype)
+    return feeds
+
+
+def _corpus_analysis(model_id: str):
+    from corpus_models import corpus_entry, corpus_model
+
+    path = corpus_model(model_id)  # skips when the model cannot be had
+    model = onnx.load(str(path))
+    return analyze_channels(model, _corpus_feeds(model, corpus_entry(model_id)))
+
+
+def _check_partition(a) -> None:
+    """Every tracked (tensor, axis) is split into channels exactly once over all groups, in bounds."""
+    seen: dict[tuple[str, int], collections.Counter] = collections.defaultdict(collections.Counter)
+    for g in a.groups:
+        assert g.size > 0 and bool(g.blocked) != g.prunable
+        for (tensor, axis), channels in g.positions.items():
+            assert len(channels) == g.size
+            for indices in channels:
+                seen[(tensor, axis)].update(indices)
+    for (tensor, axis), counts in seen.items():
+        dim = a.graph.shapes[tensor][axis]
+        assert set(counts) == set(range(dim)) and set(counts.values()) == {1}, (tensor, axis)
+    for tensor, axis in a.axes.items():
+        assert (tensor, axis) in seen
+
+
+def _summary_of(a) -> tuple[int, int, collections.Counter]:
+    reasons = collections.Counter()
+    for g in a.blocked():
+        for why in g.blocked:
+            reasons[re.sub(r"'[^']*'", "'*'", re.sub(r"\[[0-9, ]+\]", "[..]", why))] += 1
+    return len(a.prunable()), len(a.blocked()), reasons
+
+
+@pytest.mark.slow
+def test_every_corpus_model_up_to_30mb_is_analysed(conformance_summary):
+    from corpus_models import available_models
+
+    models = available_models(max_bytes=30_000_000)
+    if not models:
+        pytest.skip("no corpus model available")
+    total = collections.Counter()
+    for model_id, _ in models:
+        a = _corpus_analysis(model_id)
+        _check_partition(a)
+        prunable, blocked, reasons = _summary_of(a)
+        total.update(reasons)
+        top = "; ".join(f"{n}x {why}" for why, n in reasons.most_common(2))
+        conformance_summary.append(f"channel analysis {model_id}: {prunable} prunable, {blocked} blocked groups; {top}")
+    conformance_summary.append("channel analysis block reasons: " +
+                               "; ".join(f"{n}x {why}" for why, n in total.most_common(8)))
+
+
+def test_corpus_resnet50_stages_each_one_group_with_their_projection():
+    a = _corpus_analysis("caffe2-resnet50")
+    _check_partition(a)
+    by_id = collections.Counter(group(a, n.output[0], 1).id for n in _ops(a, "Sum"))
+    assert sorted((a.groups[i].size, n) for i, n in by_id.items()) == [(256, 3), (512, 4), (1024, 6), (2048, 3)]
+    stages = sorted(by_id, key=lambda i: a.groups[i].size)
+    feeders = [group(a, a.graph.by_label[a.graph.producers[_ops(a, "MaxPool")[0].output[0]]].output[0], 1).id] + stages
+    for previous, current in zip(feeders, stages):
+        g = a.groups[current]
+        assert g.prunable
+        projection = [n for n in _conv_outputs_in(a, g) if (n.input[0], 1) in a.groups[previous].positions]
+        assert len(projection) == 1
+    assert len(a.prunable()) == 37
+    (classes,) = a.blocked()
+    assert classes.size == 1000 and len(classes.blocked) == 1
+    assert "Softmax node" in classes.blocked[0] and "normalises over the channel axis" in classes.blocked[0]
+
+
+def test_corpus_squeezenet_fire_concat_offsets():
+    a = _corpus_analysis("caffe2-squeezenet")
+    _check_partition(a)
+    cats = _ops(a, "Concat")
+    assert len(cats) == 8
+    for cat in cats:
+        left, right = (group(a, x, 1) for x in cat.input)
+        n_left = a.graph.shapes[cat.input[0]][1]
+        assert left.positions[(cat.output[0], 1)] == diag(left.size)
+        assert right.positions[(cat.output[0], 1)] == diag(right.size, n_left)
+        assert left.prunable and right.prunable
+    assert len(a.prunable()) == 25 and [g.size for g in a.blocked()] == [1000]
+
+
+def test_corpus_shufflenet_grouped_convs_and_channel_shuffle_block_everything():
+    a = _corpus_analysis("caffe2-shufflenet")
+    _check_partition(a)
+    assert not a.prunable()
+    _, _, reasons = _summary_of(a)
+    assert any("grouped convolution" in why for why in reasons)
+    assert any("splits or regroups the channel axis" in why for why in reasons)
+
+
+def test_corpus_yolov8n_c2f_split_halves():
+    a = _corpus_analysis("nudenet-yolov8n-320")
+    _check_partition(a)
+    splits = [r for r in a.rewrites if r.kind == "split"]
+    assert len(splits) == 8  # the C2f splits; the DFL head's split runs on the box outputs' axis
+    for r in splits:
+        first, second = (group(a, t, axis) for t, axis in r.tensors)
+        assert first.id != second.id and first.size == second.size and first.prunable and second.prunable
+    assert len(a.prunable()) == 59
