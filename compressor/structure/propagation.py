@@ -426,10 +426,20 @@ def reshape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         return
     before, after = cg.graph.shapes.get(x), cg.graph.shapes.get(y)
     target = cg.graph.const(node.input[1])
+    # A target computed at run time (e.g. [Shape(x)[0:1], -1], the usual flatten of Paddle and
+    # tf2onnx exports; it blocked the classifier of the corpus' LCNet) is followed when the entry
+    # carrying the channels is -1 or 0: it then follows the channel count by itself. Any read of the
+    # channel count from a shape blocks in the Shape rule; a channel count fixed in a constant
+    # (YOLOv8's [N, 82, -1]) shows here as an entry > 0 and still blocks.
+    computed = target is None
+    if computed:
+        target = cg.graph.run_values.get(node.input[1])
     if before is None or after is None or target is None:
         return not_understood(cg, label, node, "its target shape is computed at run time")
     explicit = [int(v) for v in target.tolist()]
     if tuple(before[:a + 1]) == tuple(after[:a + 1]):  # the dimensions up to the channels stay
+        if computed and explicit[a] > 0:
+            return not_understood(cg, label, node, "its target shape is computed at run time")
         _pass(cg, x, y, a)
         if explicit[a] > 0:
             cg.rewrite("reshape", label, (y, a))
@@ -439,6 +449,8 @@ def reshape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         if math.prod(after[:out_axis]) == math.prod(before[:_merge_start(before, after, out_axis)]) \
                 and _merges(before, after, a, out_axis):
             start = _merge_start(before, after, out_axis)
+            if computed and explicit[out_axis] > 0:
+                return not_understood(cg, label, node, "its target shape is computed at run time")
             cg.track(y, out_axis)
             cg.join_strided((x, a), (y, out_axis), outer=math.prod(before[start:a]), inner=math.prod(before[a + 1:]))
             if explicit[out_axis] > 0:
@@ -590,11 +602,27 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         return not_understood(cg, label, node, "the channel count is read from the shape")
     users = [cg.graph.by_label[u] for u in cg.graph.consumers.get(out, [])]
     for user in users:
+        if user.op_type == "Slice" and _slice_excludes(cg, user, a - start, end - start):
+            continue  # e.g. Shape(x)[0:1], the batch size of a flatten's target
         index = cg.graph.const(user.input[1]) if user.op_type == "Gather" and len(user.input) > 1 else None
         # a negative index counts from the end of the shape vector (end - start long), not of the rank:
         # `% rank` missed Shape(start=1)->Gather(-3) reading the channels (found by the tests)
         if index is None or np.ndim(index) != 0 or int(index) % (end - start) + start == a:
             return not_understood(cg, label, node, "the channel count is read from the shape")
+
+
+def _slice_excludes(cg: ChannelGraph, node: onnx.NodeProto, entry: int, length: int) -> bool:
+    """A Slice (opset 10+, constant bounds, step 1) of a shape vector of `length` that leaves out `entry`."""
+    bounds = [cg.graph.const(n) if n else None for n in list(node.input[1:5])]
+    if len(bounds) < 2 or bounds[0] is None or bounds[1] is None or bounds[0].size != 1:
+        return False
+    for name, extra, allowed in zip(node.input[3:5], bounds[2:], ({0, -1}, {1})):  # axes: the only one; steps: 1
+        if name and (extra is None or int(extra.reshape(-1)[0]) not in allowed):
+            return False
+    first, last = (int(b.reshape(-1)[0]) for b in bounds[:2])
+    first = min(max(first + length if first < 0 else first, 0), length)
+    last = min(max(last + length if last < 0 else last, 0), length)
+    return not first <= entry < last
 
 
 def _opset(cg: ChannelGraph) -> int:
