@@ -1008,3 +1008,28 @@ def test_corpus_lcnet_classifier_flatten_by_shape_is_followed():
     g = group(a, reshape.input[0], 1)
     assert g.size == 1280 and g.prunable, g.blocked
     assert g.positions[(reshape.output[0], 1)] == diag(1280)
+
+
+@pytest.mark.parametrize("through_cast", [False, True])
+@pytest.mark.parametrize("first,last,blocked", [(0, 1, False), (2, 4, False), (1, 2, True), (0, 2, True),
+                                                (-3, -1, True), (-2, 4, False)])
+def test_slice_of_a_shape_blocks_only_when_it_keeps_the_channel_count(through_cast, first, last, blocked):
+    nodes = [conv("x", "w", "c"), helper.make_node("Shape", ["c"], ["shp"], name="shape")]
+    src = "shp"
+    if through_cast:
+        nodes.append(helper.make_node("Cast", ["shp"], ["shp32"], to=TensorProto.INT32))
+        src = "shp32"
+    nodes += [helper.make_node("Slice", [src, "s0", "s1", "ax"], ["part"]),
+              helper.make_node("Cast", ["part"], ["dims"], to=TensorProto.INT64), conv("c", "w2", "y")]
+    inits = {"w": w(4, 3, 1, 1), "w2": w(2, 4, 1, 1), "s0": i64(first), "s1": i64(last), "ax": i64(0)}
+    a = analyze(build(nodes, {"x": [1, 3, 4, 5]}, {"y": TensorProto.FLOAT, "dims": TensorProto.INT64}, inits))
+    g = group(a, "c", 1)
+    assert g.blocked == (["Shape node 'shape': the channel count is read from the shape"] if blocked else [])
+
+
+def test_shape_cast_to_a_graph_output_is_blocked():
+    nodes = [conv("x", "w", "c"), helper.make_node("Shape", ["c"], ["shp"], name="shape"),
+             helper.make_node("Cast", ["shp"], ["dims"], to=TensorProto.INT32), conv("c", "w2", "y")]
+    a = analyze(build(nodes, {"x": [1, 3, 4, 5]}, {"y": TensorProto.FLOAT, "dims": TensorProto.INT32},
+                      {"w": w(4, 3, 1, 1), "w2": w(2, 4, 1, 1)}))
+    assert group(a, "c", 1).blocked == ["Shape node 'shape': the channel count is read from the shape"]

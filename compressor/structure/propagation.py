@@ -598,9 +598,10 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     end = rank if end is None else (int(end) % (rank + 1) if end < 0 else min(int(end), rank))
     if not start <= a < end:
         return
-    if out in cg.graph.outputs:  # the whole shape leaves the graph (found by the tests: it was not blocked)
+    # a shape that leaves the graph whole blocks (found by the tests: it was not blocked): _shape_users
+    users = _shape_users(cg, out)
+    if users is None:
         return not_understood(cg, label, node, "the channel count is read from the shape")
-    users = [cg.graph.by_label[u] for u in cg.graph.consumers.get(out, [])]
     for user in users:
         if user.op_type == "Slice" and _slice_excludes(cg, user, a - start, end - start):
             continue  # e.g. Shape(x)[0:1], the batch size of a flatten's target
@@ -609,6 +610,24 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         # `% rank` missed Shape(start=1)->Gather(-3) reading the channels (found by the tests)
         if index is None or np.ndim(index) != 0 or int(index) % (end - start) + start == a:
             return not_understood(cg, label, node, "the channel count is read from the shape")
+
+
+def _shape_users(cg: ChannelGraph, name: str) -> list[onnx.NodeProto] | None:
+    """The nodes reading a shape vector, through Casts (Paddle exports cast it to int32 and back);
+    None when it (or a Cast of it) is a graph output."""
+    if name in cg.graph.outputs:
+        return None
+    users = []
+    for label in cg.graph.consumers.get(name, []):
+        user = cg.graph.by_label[label]
+        if user.op_type == "Cast":
+            more = _shape_users(cg, user.output[0])
+            if more is None:
+                return None
+            users += more
+        else:
+            users.append(user)
+    return users
 
 
 def _slice_excludes(cg: ChannelGraph, node: onnx.NodeProto, entry: int, length: int) -> bool:
