@@ -1033,3 +1033,35 @@ def test_shape_cast_to_a_graph_output_is_blocked():
     a = analyze(build(nodes, {"x": [1, 3, 4, 5]}, {"y": TensorProto.FLOAT, "dims": TensorProto.INT32},
                       {"w": w(4, 3, 1, 1), "w2": w(2, 4, 1, 1)}))
     assert group(a, "c", 1).blocked == ["Shape node 'shape': the channel count is read from the shape"]
+
+
+@pytest.mark.parametrize("target,out_axis", [((-1, 1, 1, 4), 3), ((1, 4), 1), ((4, 1), 0), ((1, 1, 4, 1, 1), 2)])
+def test_reshape_only_moving_size_one_dimensions_moves_the_channel_axis(target, out_axis):
+    nodes = [conv("x", "w", "c"), helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+             helper.make_node("Reshape", ["p", "shape"], ["r"], name="reshape"),
+             helper.make_node("Reshape", ["r", "flat"], ["f"]), helper.make_node("MatMul", ["f", "W"], ["y"])]
+    inits = {"w": w(4, 3, 1, 1), "shape": i64(*target), "flat": i64(1, -1), "W": w(4, 3)}
+    a = analyze(build(nodes, {"x": [1, 3, 2, 2]}, ["y"], inits))
+    g = group(a, "c", 1)
+    assert g.prunable, g.blocked
+    assert g.positions == {p: diag(4) for p in [("c", 1), ("p", 1), ("r", out_axis), ("f", 1), ("w", 0), ("W", 0)]}
+    assert Rewrite("reshape", "reshape", (("r", out_axis),)) in a.rewrites
+
+
+def test_reshape_regrouping_dimensions_other_than_size_one_is_blocked():
+    nodes = [conv("x", "w", "c"), helper.make_node("Reshape", ["c", "shape"], ["r"], name="reshape"),
+             helper.make_node("Relu", ["r"], ["y"])]
+    a = analyze(build(nodes, {"x": [1, 3, 1, 3]}, ["y"], {"w": w(4, 3, 1, 1), "shape": i64(1, 3, 1, 4)}))
+    assert group(a, "c", 1).blocked == [
+        "Reshape node 'reshape': it splits or regroups the channel axis ([1, 4, 1, 3] -> [1, 3, 1, 4])"]
+
+
+def test_corpus_opennsfw_pooled_nchw_to_nhwc_reshape_is_followed():
+    a = _corpus_analysis("opennsfw-tf2onnx")
+    _check_partition(a)
+    (move,) = [n for _, n in a.graph.nodes if n.op_type == "Reshape" and a.graph.shapes[n.input[0]] == (1, 1024, 1, 1)]
+    assert a.graph.shapes[move.output[0]] == (1, 1, 1, 1024)
+    g = group(a, move.input[0], 1)
+    assert g.prunable and g.size == 1024 and g.positions[(move.output[0], 3)] == diag(1024)
+    assert Rewrite("reshape", [l for l, n in a.graph.nodes if n is move][0], ((move.output[0], 3),)) in a.rewrites
+    assert [g.size for g in a.blocked()] == [a.graph.shapes[a.graph.outputs[0]][-1]]  # the Softmax over classes

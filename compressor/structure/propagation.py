@@ -456,6 +456,19 @@ def reshape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
             if explicit[out_axis] > 0:
                 cg.rewrite("reshape", label, (y, out_axis))
             return
+    # only dimensions of size 1 inserted or removed, e.g. tf2onnx's NCHW -> NHWC of a pooled [N, C, 1, 1]
+    # as a Reshape to [N, 1, 1, C] (it blocked the corpus' OpenNSFW classifier): the dimensions other
+    # than 1 keep their order, so the channels are the same-numbered one of them after the Reshape
+    kept_before = [i for i, d in enumerate(before) if d != 1]
+    kept_after = [i for i, d in enumerate(after) if d != 1]
+    if before[a] != 1 and [before[i] for i in kept_before] == [after[i] for i in kept_after]:
+        out_axis = kept_after[kept_before.index(a)]
+        if computed and explicit[out_axis] > 0:
+            return not_understood(cg, label, node, "its target shape is computed at run time")
+        _pass(cg, x, y, out_axis)
+        if explicit[out_axis] > 0:
+            cg.rewrite("reshape", label, (y, out_axis))
+        return
     not_understood(cg, label, node, f"it splits or regroups the channel axis ({list(before)} -> {list(after)})")
 
 
