@@ -1065,3 +1065,17 @@ def test_corpus_opennsfw_pooled_nchw_to_nhwc_reshape_is_followed():
     assert g.prunable and g.size == 1024 and g.positions[(move.output[0], 3)] == diag(1024)
     assert Rewrite("reshape", [l for l, n in a.graph.nodes if n is move][0], ((move.output[0], 3),)) in a.rewrites
     assert [g.size for g in a.blocked()] == [a.graph.shapes[a.graph.outputs[0]][-1]]  # the Softmax over classes
+
+
+@pytest.mark.parametrize("start,end,index,blocked", [(-3, None, 0, True), (-2, None, 0, False), (0, -2, 1, True),
+                                                     (0, -3, 0, False), (-3, -2, 0, True), (-4, -3, 0, False)])
+def test_shape_with_negative_start_or_end_counts_from_the_rank(start, end, index, blocked):
+    attrs = {"start": start} if end is None else {"start": start, "end": end}
+    nodes = [conv("x", "w", "c"), helper.make_node("Shape", ["c"], ["shp"], name="shape", **attrs),
+             helper.make_node("Gather", ["shp", "idx"], ["dim"]), conv("c", "w2", "y")]
+    inits = {"w": w(4, 3, 1, 1), "idx": np.array(index, np.int64), "w2": w(2, 4, 1, 1)}
+    a = analyze(build(nodes, {"x": [1, 3, 4, 5]}, {"y": TensorProto.FLOAT, "dim": TensorProto.INT64}, inits,
+                      opset=15))
+    assert a.graph.run_values["dim"] == (4 if blocked else a.graph.run_values["dim"])
+    assert group(a, "c", 1).blocked == (["Shape node 'shape': the channel count is read from the shape"] if blocked
+                                        else [])

@@ -605,10 +605,11 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     if a is None:
         return
     rank = cg.graph.rank(x)
-    start = int(cg.graph.attr(label, "start", 0)) % (rank + 1) if cg.graph.attr(label, "start", 0) < 0 else \
-        int(cg.graph.attr(label, "start", 0))
+    # negative start/end count from the rank, clamped to [0, rank] (ONNX Shape-15); `% (rank + 1)` put
+    # start=-3 of a 4-D tensor at 2, missing a read of the channels (found by the tests)
+    start = _clamp(int(cg.graph.attr(label, "start", 0)), rank)
     end = cg.graph.attr(label, "end", None)
-    end = rank if end is None else (int(end) % (rank + 1) if end < 0 else min(int(end), rank))
+    end = rank if end is None else _clamp(int(end), rank)
     if not start <= a < end:
         return
     # a shape that leaves the graph whole blocks (found by the tests: it was not blocked): _shape_users
@@ -623,6 +624,10 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         # `% rank` missed Shape(start=1)->Gather(-3) reading the channels (found by the tests)
         if index is None or np.ndim(index) != 0 or int(index) % (end - start) + start == a:
             return not_understood(cg, label, node, "the channel count is read from the shape")
+
+
+def _clamp(index: int, rank: int) -> int:
+    return min(max(index + rank if index < 0 else index, 0), rank)
 
 
 def _shape_users(cg: ChannelGraph, name: str) -> list[onnx.NodeProto] | None:
