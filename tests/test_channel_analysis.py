@@ -1079,3 +1079,32 @@ def test_shape_with_negative_start_or_end_counts_from_the_rank(start, end, index
     assert a.graph.run_values["dim"] == (4 if blocked else a.graph.run_values["dim"])
     assert group(a, "c", 1).blocked == (["Shape node 'shape': the channel count is read from the shape"] if blocked
                                         else [])
+
+
+def test_squeeze_excitation_gate_joins_the_gated_channels():
+    nodes = [conv("x", "w", "c", pads=[1, 1, 1, 1]), helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+             conv("p", "wsq", "sq", bias="bsq"), helper.make_node("Relu", ["sq"], ["sr"]),
+             conv("sr", "wex", "ex", bias="bex"), helper.make_node("HardSigmoid", ["ex"], ["gate"]),
+             helper.make_node("Mul", ["c", "gate"], ["m"]), conv("m", "w2", "y")]
+    inits = {"w": w(8, 3, 3, 3), "wsq": w(2, 8, 1, 1), "bsq": w(2), "wex": w(8, 2, 1, 1), "bex": w(8), "w2": w(3, 8, 1, 1)}
+    a = analyze(build(nodes, {"x": [1, 3, 4, 4]}, ["y"], inits))
+    g = group(a, "c", 1)
+    assert g.prunable and g.positions == {p: diag(8) for p in [
+        ("c", 1), ("p", 1), ("ex", 1), ("gate", 1), ("m", 1), ("w", 0), ("wsq", 1), ("wex", 0), ("bex", 0), ("w2", 1)]}
+    hidden = group(a, "sq", 1)
+    assert hidden.prunable and hidden.positions == {p: diag(2) for p in [("sq", 1), ("sr", 1), ("wsq", 0), ("bsq", 0),
+                                                                       ("wex", 1)]}
+
+
+def test_tensor_read_inside_a_subgraph_is_blocked():
+    # an If whose branches read `c` from the outer scope: the branches would need rewriting too
+    then_branch = helper.make_graph([helper.make_node("Relu", ["c"], ["t_out"])], "then", [],
+                                    [helper.make_tensor_value_info("t_out", TensorProto.FLOAT, None)])
+    else_branch = helper.make_graph([helper.make_node("Neg", ["c"], ["e_out"])], "else", [],
+                                    [helper.make_tensor_value_info("e_out", TensorProto.FLOAT, None)])
+    nodes = [conv("x", "w", "c"), conv("c", "w2", "d"),
+             helper.make_node("If", ["flag"], ["branch"], name="if", then_branch=then_branch, else_branch=else_branch)]
+    model = build(nodes, {"x": [1, 3, 2, 2]}, ["d", "branch"], {"w": w(4, 3, 1, 1), "w2": w(2, 4, 1, 1)})
+    model.graph.input.append(helper.make_tensor_value_info("flag", TensorProto.BOOL, []))
+    a = analyze_channels(model, {"x": RNG.standard_normal((1, 3, 2, 2)).astype(np.float32), "flag": np.array(True)})
+    assert group(a, "c", 1).blocked == ["If node 'if' is not understood by the channel analysis"]

@@ -45,9 +45,24 @@ def _ins(node: onnx.NodeProto) -> list[str]:
     return [n for n in node.input if n]
 
 
+def _outer_reads(node: onnx.NodeProto) -> list[str]:
+    """Tensors of the enclosing graph that a node's subgraphs (If, Loop, Scan bodies) read by name."""
+    reads: list[str] = []
+    for a in node.attribute:
+        graphs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+        for g in graphs:
+            local = {i.name for i in g.input} | {t.name for t in g.initializer}
+            local |= {o for n in g.node for o in n.output}
+            for n in g.node:
+                reads += [i for i in list(n.input) + _outer_reads(n) if i and i not in local]
+    return reads
+
+
 def not_understood(cg: ChannelGraph, label: str, node: onnx.NodeProto, why: str = "") -> None:
     reason = f"{node.op_type} node {label!r}" + (f": {why}" if why else " is not understood by the channel analysis")
-    for name in _ins(node):
+    # tensors read inside its subgraphs too (found by the tests: an If branch reading a conv's output
+    # from the outer scope left that conv prunable)
+    for name in dict.fromkeys(_ins(node) + _outer_reads(node)):
         cg.block_tensor(name, reason)
     for name in node.output:
         if cg.axis(name) is not None:
