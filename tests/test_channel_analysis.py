@@ -1108,3 +1108,24 @@ def test_tensor_read_inside_a_subgraph_is_blocked():
     model.graph.input.append(helper.make_tensor_value_info("flag", TensorProto.BOOL, []))
     a = analyze_channels(model, {"x": RNG.standard_normal((1, 3, 2, 2)).astype(np.float32), "flag": np.array(True)})
     assert group(a, "c", 1).blocked == ["If node 'if' is not understood by the channel analysis"]
+
+
+def test_resize_to_constant_sizes_records_the_sizes_rewrite():
+    nodes = [conv("x", "w", "c"), helper.make_node("Resize", ["c", "", "", "sizes"], ["rz"], name="resize"),
+             conv("rz", "w2", "y")]
+    inits = {"w": w(4, 3, 1, 1), "sizes": i64(1, 4, 6, 6), "w2": w(2, 4, 1, 1)}
+    a = analyze(build(nodes, {"x": [1, 3, 3, 3]}, ["y"], inits))
+    g = group(a, "rz", 1)
+    assert g.prunable and g.positions == {p: diag(4) for p in [("c", 1), ("rz", 1), ("w", 0), ("w2", 1)]}
+    assert a.rewrites == [Rewrite("resize_sizes", "resize", (("rz", 1),))]
+
+
+def test_split_halves_added_together_are_one_channel_at_two_offsets():
+    nodes = [conv("x", "w", "c"), helper.make_node("Split", ["c", "sizes"], ["h1", "h2"], axis=1, name="split"),
+             helper.make_node("Add", ["h1", "h2"], ["s"]), conv("s", "w2", "y")]
+    inits = {"w": w(6, 3, 1, 1), "sizes": i64(3, 3), "w2": w(2, 3, 1, 1)}
+    a = analyze(build(nodes, {"x": [1, 3, 2, 2]}, ["y"], inits))
+    g = group(a, "c", 1)
+    assert g.prunable and g.size == 3
+    assert g.positions == {("c", 1): [(0, 3), (1, 4), (2, 5)], ("w", 0): [(0, 3), (1, 4), (2, 5)],
+                           ("h1", 1): diag(3), ("h2", 1): diag(3), ("s", 1): diag(3), ("w2", 1): diag(3)}
