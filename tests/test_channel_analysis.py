@@ -1129,3 +1129,13 @@ def test_split_halves_added_together_are_one_channel_at_two_offsets():
     assert g.prunable and g.size == 3
     assert g.positions == {("c", 1): [(0, 3), (1, 4), (2, 5)], ("w", 0): [(0, 3), (1, 4), (2, 5)],
                            ("h1", 1): diag(3), ("h2", 1): diag(3), ("s", 1): diag(3), ("w2", 1): diag(3)}
+
+
+def test_shape_used_as_slice_bounds_is_a_read_of_the_channel_count():
+    # Slice(data, Shape(c)[...]): the shape is a bound here, not the vector sliced
+    nodes = [conv("x", "w", "c"), helper.make_node("Shape", ["c"], ["shp"], name="shape"),
+             helper.make_node("Slice", ["data", "zeros4", "shp"], ["part"]), conv("c", "w2", "y")]
+    inits = {"w": w(4, 3, 1, 1), "w2": w(2, 4, 1, 1), "zeros4": i64(0, 0, 0, 0)}
+    a = analyze(build(nodes, {"x": [1, 3, 4, 5], "data": [2, 8, 8, 8]}, ["y", "part"], inits))
+    assert a.graph.shapes["part"] == (1, 4, 4, 5)
+    assert group(a, "c", 1).blocked == ["Shape node 'shape': the channel count is read from the shape"]

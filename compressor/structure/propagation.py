@@ -631,7 +631,9 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     users = _shape_users(cg, out)
     if users is None:
         return not_understood(cg, label, node, "the channel count is read from the shape")
-    for user in users:
+    for user, vector in users:
+        if user.input[0] != vector:  # the shape used otherwise than as the data read (Slice bounds, indices)
+            return not_understood(cg, label, node, "the channel count is read from the shape")
         if user.op_type == "Slice" and _slice_excludes(cg, user, a - start, end - start):
             continue  # e.g. Shape(x)[0:1], the batch size of a flatten's target
         index = cg.graph.const(user.input[1]) if user.op_type == "Gather" and len(user.input) > 1 else None
@@ -645,9 +647,9 @@ def _clamp(index: int, rank: int) -> int:
     return min(max(index + rank if index < 0 else index, 0), rank)
 
 
-def _shape_users(cg: ChannelGraph, name: str) -> list[onnx.NodeProto] | None:
-    """The nodes reading a shape vector, through Casts (Paddle exports cast it to int32 and back);
-    None when it (or a Cast of it) is a graph output."""
+def _shape_users(cg: ChannelGraph, name: str) -> list[tuple[onnx.NodeProto, str]] | None:
+    """The nodes reading a shape vector, through Casts (Paddle exports cast it to int32 and back),
+    each with the name they read it by; None when it (or a Cast of it) is a graph output."""
     if name in cg.graph.outputs:
         return None
     users = []
@@ -659,14 +661,14 @@ def _shape_users(cg: ChannelGraph, name: str) -> list[onnx.NodeProto] | None:
                 return None
             users += more
         else:
-            users.append(user)
+            users.append((user, name))
     return users
 
 
 def _slice_excludes(cg: ChannelGraph, node: onnx.NodeProto, entry: int, length: int) -> bool:
     """A Slice (opset 10+, constant bounds, step 1) of a shape vector of `length` that leaves out `entry`."""
     bounds = [cg.graph.const(n) if n else None for n in list(node.input[1:5])]
-    if len(bounds) < 2 or bounds[0] is None or bounds[1] is None or bounds[0].size != 1:
+    if len(bounds) < 2 or bounds[0] is None or bounds[1] is None or bounds[0].size != 1 or bounds[1].size != 1:
         return False
     for name, extra, allowed in zip(node.input[3:5], bounds[2:], ({0, -1}, {1})):  # axes: the only one; steps: 1
         if name and (extra is None or int(extra.reshape(-1)[0]) not in allowed):
