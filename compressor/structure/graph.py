@@ -33,6 +33,9 @@ class GraphIndex:
     by_label: dict[str, onnx.NodeProto] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    # small integer tensors computed at run time (shape arithmetic: a Reshape's target built from
+    # Shape, Slice, Concat), their values on the feeds given; see `reshape` in propagation.py
+    run_values: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         for label, node in self.nodes:
@@ -102,7 +105,9 @@ def index_graph(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> Grap
                     values[out] = run[out]
                     known.add(out)
     nodes = [(node_label(node, i), node) for i, node in enumerate(graph.node) if i not in constant_nodes]
-    return GraphIndex(model, nodes, values, shapes)
+    small = {name: np.asarray(v) for name, v in run.items()
+             if name not in values and np.asarray(v).dtype.kind in "iu" and np.ndim(v) <= 1 and np.size(v) <= 16}
+    return GraphIndex(model, nodes, values, shapes, run_values=small)
 
 
 _NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}

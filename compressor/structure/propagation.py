@@ -45,9 +45,24 @@ def _ins(node: onnx.NodeProto) -> list[str]:
     return [n for n in node.input if n]
 
 
+def _outer_reads(node: onnx.NodeProto) -> list[str]:
+    """Tensors of the enclosing graph that a node's subgraphs (If, Loop, Scan bodies) read by name."""
+    reads: list[str] = []
+    for a in node.attribute:
+        graphs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+        for g in graphs:
+            local = {i.name for i in g.input} | {t.name for t in g.initializer}
+            local |= {o for n in g.node for o in n.output}
+            for n in g.node:
+                reads += [i for i in list(n.input) + _outer_reads(n) if i and i not in local]
+    return reads
+
+
 def not_understood(cg: ChannelGraph, label: str, node: onnx.NodeProto, why: str = "") -> None:
     reason = f"{node.op_type} node {label!r}" + (f": {why}" if why else " is not understood by the channel analysis")
-    for name in _ins(node):
+    # tensors read inside its subgraphs too (found by the tests: an If branch reading a conv's output
+    # from the outer scope left that conv prunable)
+    for name in dict.fromkeys(_ins(node) + _outer_reads(node)):
         cg.block_tensor(name, reason)
     for name in node.output:
         if cg.axis(name) is not None:
@@ -171,7 +186,21 @@ def matmul(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         cg.track(y, cg.graph.rank(y) - 1)
         cg.join((y, cg.axis(y)), (b, 1))
         return
-    not_understood(cg, label, node, "a product of two computed tensors (or a constant on the left)")
+    # A constant on the left, K[M, Kd] @ b[..., Kd, N] (found by tests/test_channel_analysis.py: it was
+    # blocked outright): b's columns (and batch axes) pass through to y; b's rows are K's columns, and
+    # y's rows are then K's rows.
+    left = cg.graph.const(a)
+    b_rank, y_rank = cg.graph.rank(b), cg.graph.rank(y)
+    if left is not None and left.ndim == 2 and b_rank is not None and b_rank >= 2 and cg.axis(b) is not None:
+        b_axis = cg.axis(b)
+        if b_axis != b_rank - 2:
+            _pass(cg, b, y, b_axis + y_rank - b_rank)
+            return
+        cg.join((b, b_axis), (a, 1))
+        cg.track(y, y_rank - 2)
+        cg.join((y, y_rank - 2), (a, 0))
+        return
+    not_understood(cg, label, node, "a product of two computed tensors")
 
 
 # ---- normalisation -----------------------------------------------------------------------------
@@ -412,10 +441,20 @@ def reshape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         return
     before, after = cg.graph.shapes.get(x), cg.graph.shapes.get(y)
     target = cg.graph.const(node.input[1])
+    # A target computed at run time (e.g. [Shape(x)[0:1], -1], the usual flatten of Paddle and
+    # tf2onnx exports; it blocked the classifier of the corpus' LCNet) is followed when the entry
+    # carrying the channels is -1 or 0: it then follows the channel count by itself. Any read of the
+    # channel count from a shape blocks in the Shape rule; a channel count fixed in a constant
+    # (YOLOv8's [N, 82, -1]) shows here as an entry > 0 and still blocks.
+    computed = target is None
+    if computed:
+        target = cg.graph.run_values.get(node.input[1])
     if before is None or after is None or target is None:
         return not_understood(cg, label, node, "its target shape is computed at run time")
     explicit = [int(v) for v in target.tolist()]
     if tuple(before[:a + 1]) == tuple(after[:a + 1]):  # the dimensions up to the channels stay
+        if computed and explicit[a] > 0:
+            return not_understood(cg, label, node, "its target shape is computed at run time")
         _pass(cg, x, y, a)
         if explicit[a] > 0:
             cg.rewrite("reshape", label, (y, a))
@@ -425,11 +464,26 @@ def reshape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
         if math.prod(after[:out_axis]) == math.prod(before[:_merge_start(before, after, out_axis)]) \
                 and _merges(before, after, a, out_axis):
             start = _merge_start(before, after, out_axis)
+            if computed and explicit[out_axis] > 0:
+                return not_understood(cg, label, node, "its target shape is computed at run time")
             cg.track(y, out_axis)
             cg.join_strided((x, a), (y, out_axis), outer=math.prod(before[start:a]), inner=math.prod(before[a + 1:]))
             if explicit[out_axis] > 0:
                 cg.rewrite("reshape", label, (y, out_axis))
             return
+    # only dimensions of size 1 inserted or removed, e.g. tf2onnx's NCHW -> NHWC of a pooled [N, C, 1, 1]
+    # as a Reshape to [N, 1, 1, C] (it blocked the corpus' OpenNSFW classifier): the dimensions other
+    # than 1 keep their order, so the channels are the same-numbered one of them after the Reshape
+    kept_before = [i for i, d in enumerate(before) if d != 1]
+    kept_after = [i for i, d in enumerate(after) if d != 1]
+    if before[a] != 1 and [before[i] for i in kept_before] == [after[i] for i in kept_after]:
+        out_axis = kept_after[kept_before.index(a)]
+        if computed and explicit[out_axis] > 0:
+            return not_understood(cg, label, node, "its target shape is computed at run time")
+        _pass(cg, x, y, out_axis)
+        if explicit[out_axis] > 0:
+            cg.rewrite("reshape", label, (y, out_axis))
+        return
     not_understood(cg, label, node, f"it splits or regroups the channel axis ({list(before)} -> {list(after)})")
 
 
@@ -566,17 +620,63 @@ def shape(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     if a is None:
         return
     rank = cg.graph.rank(x)
-    start = int(cg.graph.attr(label, "start", 0)) % (rank + 1) if cg.graph.attr(label, "start", 0) < 0 else \
-        int(cg.graph.attr(label, "start", 0))
+    # negative start/end count from the rank, clamped to [0, rank] (ONNX Shape-15); `% (rank + 1)` put
+    # start=-3 of a 4-D tensor at 2, missing a read of the channels (found by the tests)
+    start = _clamp(int(cg.graph.attr(label, "start", 0)), rank)
     end = cg.graph.attr(label, "end", None)
-    end = rank if end is None else (int(end) % (rank + 1) if end < 0 else min(int(end), rank))
+    end = rank if end is None else _clamp(int(end), rank)
     if not start <= a < end:
         return
-    users = [cg.graph.by_label[u] for u in cg.graph.consumers.get(out, [])]
-    for user in users:
-        index = cg.graph.const(user.input[1]) if user.op_type == "Gather" and len(user.input) > 1 else None
-        if index is None or np.ndim(index) != 0 or int(index) % rank + start == a:
+    # a shape that leaves the graph whole blocks (found by the tests: it was not blocked): _shape_users
+    users = _shape_users(cg, out)
+    if users is None:
+        return not_understood(cg, label, node, "the channel count is read from the shape")
+    for user, vector in users:
+        if user.input[0] != vector:  # the shape used otherwise than as the data read (Slice bounds, indices)
             return not_understood(cg, label, node, "the channel count is read from the shape")
+        if user.op_type == "Slice" and _slice_excludes(cg, user, a - start, end - start):
+            continue  # e.g. Shape(x)[0:1], the batch size of a flatten's target
+        index = cg.graph.const(user.input[1]) if user.op_type == "Gather" and len(user.input) > 1 else None
+        # a negative index counts from the end of the shape vector (end - start long), not of the rank:
+        # `% rank` missed Shape(start=1)->Gather(-3) reading the channels (found by the tests)
+        if index is None or np.ndim(index) != 0 or int(index) % (end - start) + start == a:
+            return not_understood(cg, label, node, "the channel count is read from the shape")
+
+
+def _clamp(index: int, rank: int) -> int:
+    return min(max(index + rank if index < 0 else index, 0), rank)
+
+
+def _shape_users(cg: ChannelGraph, name: str) -> list[tuple[onnx.NodeProto, str]] | None:
+    """The nodes reading a shape vector, through Casts (Paddle exports cast it to int32 and back),
+    each with the name they read it by; None when it (or a Cast of it) is a graph output."""
+    if name in cg.graph.outputs:
+        return None
+    users = []
+    for label in cg.graph.consumers.get(name, []):
+        user = cg.graph.by_label[label]
+        if user.op_type == "Cast":
+            more = _shape_users(cg, user.output[0])
+            if more is None:
+                return None
+            users += more
+        else:
+            users.append((user, name))
+    return users
+
+
+def _slice_excludes(cg: ChannelGraph, node: onnx.NodeProto, entry: int, length: int) -> bool:
+    """A Slice (opset 10+, constant bounds, step 1) of a shape vector of `length` that leaves out `entry`."""
+    bounds = [cg.graph.const(n) if n else None for n in list(node.input[1:5])]
+    if len(bounds) < 2 or bounds[0] is None or bounds[1] is None or bounds[0].size != 1 or bounds[1].size != 1:
+        return False
+    for name, extra, allowed in zip(node.input[3:5], bounds[2:], ({0, -1}, {1})):  # axes: the only one; steps: 1
+        if name and (extra is None or int(extra.reshape(-1)[0]) not in allowed):
+            return False
+    first, last = (int(b.reshape(-1)[0]) for b in bounds[:2])
+    first = min(max(first + length if first < 0 else first, 0), length)
+    last = min(max(last + length if last < 0 else last, 0), length)
+    return not first <= entry < last
 
 
 def _opset(cg: ChannelGraph) -> int:
