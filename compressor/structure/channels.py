@@ -11,10 +11,11 @@ couples them. The joined sets (union-find components) are what can be removed to
 channel disappears from every tensor and constant that holds it.
 
 Components with the same layout (the same tensors and axes) form a `ChannelGroup`: the 64 output
-channels of one Conv with everything coupled to them are one group of size 64. A position that
-an operator's rule does not understand, a graph input's or output's channel, or a channel tied to
-another channel of the same tensor blocks its component, and the group says why: nothing is
-guessed.
+channels of one Conv with everything coupled to them are one group of size 64. A component may
+hold several indices of one tensor (a channel flattened into a block of features, or two Split
+halves added back together): removing it removes all of them. A position that an operator's rule
+does not understand, or a graph output's channel, blocks its component, and the group says why:
+nothing is guessed.
 
 Operators whose attributes or constant inputs carry channel counts (Split sizes, Slice bounds,
 a depthwise Conv's `group`, a Reshape's target shape) are listed as `rewrites` for the remover.
