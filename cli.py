@@ -313,7 +313,8 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.option("--latency-runs", type=int, help="At most this many timed latency rounds (default: as many as "
                                                 "--latency-seconds allows).")
 @click.option("--latency-batch", "latency_batches",
-              help="Batch sizes the latency is measured at, e.g. 1,8,32 (default 1; a model fixed to one batch: that one).")
+              help="Batch sizes the latency is measured at, e.g. 1,8,32 (default 1, and 1,8 for --pattern channel; a "
+                   "model fixed to one batch: that one).")
 @click.option("--runtime", default="onnxruntime-cpu", show_default=True, help=f"Runtime the latency is measured in: {_registered('runtime')}.")
 @click.option("--runtime-option", "runtime_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the runtime, e.g. torch-cuda: cuda_graph=true, semi_structured=true (repeatable).")

@@ -73,6 +73,8 @@ class PruneContext:
     session: Session
     log: Callable[[str], None] = print
     input_shape: list[int] | None = None  # the single input's concrete shape, batch 1 (for cost counting)
+    source: object = None  # the dense ONNX file (Path), for a method that times layers of it
+    runtime: object = None  # the Runtime the run measures latency on (a latency objective's target)
 
 
 @dataclass

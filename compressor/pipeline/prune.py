@@ -6,6 +6,8 @@ from dataclasses import replace
 
 from ..files import sha256_file
 from ..methods import PruneContext
+from ..runtimes import get_runtime
+from ..runtimes.latency import pinned_threads
 from ..training import Checkpoint, Session, TrainConfig
 from .state import Pruned, RunState
 from .stages import register_stage
@@ -24,8 +26,10 @@ def prune(state: RunState) -> Pruned:
                                          eval_batch_size=loaded.batch_size if own_batch else None),
                       checkpoint=checkpoint, resume=opts.output.resume, progress=opts.progress, log=state.log)
     dense_metrics = state.timed("evaluate_s", lambda: session.evaluate(loaded.dense))
+    measure = opts.measure
     ctx = PruneContext(module=loaded.module, plan=planned.plan, pattern=planned.pattern, session=session, log=state.log,
-                       input_shape=loaded.inputs[0][1])
+                       input_shape=loaded.inputs[0][1], source=state.path,
+                       runtime=get_runtime(measure.runtime, threads=pinned_threads(), options=measure.runtime_options))
     result = state.timed("method_s", lambda: loaded.method.run(ctx))
     result.masks.apply(loaded.module)
     plan = planned.plan

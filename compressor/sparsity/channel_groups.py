@@ -51,10 +51,18 @@ class ChannelPlan:
     kept_whole: dict[int, str] = field(default_factory=dict)  # group id -> why it is not pruned
     blocked: dict[int, list[str]] = field(default_factory=dict)  # group id -> the analysis' reasons
     macs: dict[str, float] = field(default_factory=dict)  # "dense", "kept" (per sample)
+    candidates: list[tuple[int, int]] = field(default_factory=list)  # (group id, channels) the plan may prune
+    candidate_weights: dict[int, tuple] = field(default_factory=dict)  # group id -> its WeightSlices
+    layer_macs: dict[str, float] = field(default_factory=dict)  # each prunable layer's multiply-adds, dense
+    round_to: int = 8  # kept counts are multiples of this
+    search: dict | None = None  # a method's channel search: what it found (report "plan.channels.search")
+    analysis: object = field(default=None, repr=False)  # the graph's ChannelAnalysis the plan was made from
+    replan: object = field(default=None, repr=False)  # keeps -> the ChannelPlan with those counts (same layer plan)
 
     def to_dict(self) -> dict:
         return {"groups": [g.to_dict() for g in self.groups], "kept_whole": {str(k): v for k, v in self.kept_whole.items()},
-                "blocked": {str(k): v for k, v in self.blocked.items()}, "macs": dict(self.macs)}
+                "blocked": {str(k): v for k, v in self.blocked.items()}, "macs": dict(self.macs),
+                **({"search": self.search} if self.search is not None else {})}
 
     def weight_sparsity(self, infos: Mapping[str, WeightInfo]) -> dict[str, float]:
         """The fraction of each touched weight's entries the plan removes (both axes)."""
@@ -66,12 +74,13 @@ class ChannelPlan:
 
 
 def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[str, float], skipped: Mapping[str, str],
-                  *, round_to: int = 8, target_flops: float | None = None) -> ChannelPlan:
+                  *, round_to: int = 8, target_flops: float | None = None, keeps: Mapping[int, int] | None = None
+                  ) -> ChannelPlan:
     """The channel groups of `analysis` (compressor.structure) that the layer plan lets us prune.
 
     `targets`/`skipped`: the layer plan's per-weight targets and dense reasons, read for the
     producers; `target_flops` (a fraction of multiply-adds to keep) replaces the targets with the
-    one sparsity that reaches it."""
+    one sparsity that reaches it; `keeps` (group id -> channels kept, from a search) replaces both."""
     if round_to < 1:
         raise ConfigError(f"--round-to must be 1 or more, got {round_to}")
     plan = ChannelPlan()
@@ -101,14 +110,26 @@ def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[st
             built.append(ChannelGroupTarget(gid, size, keep, p, slices, producers, ", ".join(nodes[:3])))
         return built
 
-    if target_flops is None:
+    if keeps is not None:
+        plan.groups = [ChannelGroupTarget(g.id, g.size, keeps.get(g.id, g.size), 1.0 - keeps.get(g.id, g.size) / g.size,
+                                          g.weights, g.producers, g.label) for g in build(lambda t: 0.0)]
+        plan.groups = [g for g in plan.groups if g.keep < g.size]
+    elif target_flops is None:
         plan.groups = [g for g in build(lambda t: t) if g.keep < g.size]
     else:
         plan.groups = [g for g in _reach_flops(build, macs, infos, target_flops) if g.keep < g.size]
     for gid, *_ in candidates:
         if gid not in {g.id for g in plan.groups} and gid not in plan.kept_whole:
-            plan.kept_whole[gid] = f"rounding to a multiple of {round_to} keeps every channel"
+            plan.kept_whole[gid] = ("the search keeps every channel" if keeps is not None
+                                    else f"rounding to a multiple of {round_to} keeps every channel")
     plan.macs = {"dense": float(sum(macs.values())), "kept": _kept_macs(plan.groups, macs, infos)}
+    plan.candidates = [(gid, size) for gid, size, *_ in candidates]
+    plan.candidate_weights = {gid: slices for gid, _, slices, _, _ in candidates}
+    plan.analysis = analysis
+    plan.round_to = round_to
+    targets, skipped = dict(targets), dict(skipped)
+    plan.replan = lambda counts: plan_channels(analysis, infos, targets, skipped, round_to=round_to, keeps=counts)
+    plan.layer_macs = macs
     return plan
 
 

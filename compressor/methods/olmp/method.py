@@ -26,11 +26,12 @@ from ...errors import ConfigError
 from ...layer_costs import layer_costs, require_macs
 from ...training import MaskSet, OptimizerConfig, TrainingHooks
 from ..base import Method, MethodResult, PruneContext, ReportSection, option, register_method
+from .channels import run_channel_search
 from .constraint import ConstraintSet, constraint_for
 from .report import SEARCH_PLOT, search_figure, search_markdown
 from .search import Layer, SurgeryState, ThresholdSearch
 
-OBJECTIVES = ("params", "flops")
+OBJECTIVES = ("params", "flops", "latency")
 SIGMA_DECAY_AT = 2 / 3  # NCS step size drops tenfold for the last third of the pruning phase (LeNet-5 setting, §3)
 
 
@@ -44,7 +45,8 @@ class OLMP(Method):
         retrain_epochs: int = option(3, "Retraining epochs with the final masks frozen")
         max_accuracy_drop: float = option(0.5, "Allowed loss of accuracy (or of top-1 agreement without labels), in points")
         max_output_error: float = option(0.05, "Label-free non-classifiers: allowed relative L2 error")
-        objective: str = option("params", "Minimise remaining weights or remaining multiply-adds", choices=OBJECTIVES)
+        objective: str = option("params", "Minimise remaining weights, remaining multiply-adds, or (with --pattern channel) "
+                                          "the latency predicted on --runtime from a per-layer table", choices=OBJECTIVES)
         constraint_data: str = option("val", "Measure the bound on fixed samples of the validation split or of the training data",
                                       choices=("val", "train"))
         constraint_samples: int = option(1024, "How many fixed samples the bound is measured on")
@@ -67,7 +69,7 @@ class OLMP(Method):
             if self.retrain_epochs < 0:
                 raise ConfigError(f"--retrain-epochs must be 0 or more, got {self.retrain_epochs}")
             if self.objective not in OBJECTIVES:
-                raise ConfigError(f"--objective must be params or flops, got {self.objective!r}")
+                raise ConfigError(f"--objective must be params, flops or latency, got {self.objective!r}")
             if self.constraint_baseline not in ("dense", "current"):
                 raise ConfigError(f"--constraint-baseline must be dense or current, got {self.constraint_baseline!r}")
             if self.search_calls < 1 or self.search_budget < self.population + 1:
@@ -77,8 +79,12 @@ class OLMP(Method):
                 raise ConfigError("NCS sigma and c_max must be positive, and the initial c-rate in [0, c_max]")
 
     def run(self, ctx: PruneContext) -> MethodResult:
+        if ctx.pattern.coupled:  # channel groups: a search over kept counts (channels.py)
+            return run_channel_search(self, ctx)
+        if self.config.objective == "latency":
+            raise ConfigError("--objective latency needs --pattern channel: zeros in dense weights make no runtime faster")
         if not ctx.pattern.elementwise_magnitude:
-            raise ConfigError("olmp finds magnitude thresholds: use --pattern unstructured")
+            raise ConfigError("olmp finds magnitude thresholds: use --pattern unstructured (or channel)")
         cfg, session = self.config, ctx.session
         costs = layer_costs(ctx.module, ctx.input_shape)  # shape inference once: the layers and the summary use it
         layers = self._layers(ctx, costs)
