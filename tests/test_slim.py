@@ -296,14 +296,19 @@ def test_bn_shift_after_relu(padded):
         assert _shapes(result.model)["w2"] == (4, 6, 3, 3) and _shapes(result.model)[conv.input[2]] == (4,)
 
 
-def test_a_live_channel_is_refused():
-    rng = np.random.default_rng(13)
+def _two_convs(seed: int):
+    """x -> conv 3->8 -> Relu -> conv 8->4: the analysis, the group of the 8 channels, and feeds."""
+    rng = np.random.default_rng(seed)
     inits = {"w1": _w(rng, 8, 3, 3, 3), "w2": _w(rng, 4, 8, 3, 3)}
     model = _model([_conv("x", "w1", "c1"), helper.make_node("Relu", ["c1"], ["r1"]), _conv("r1", "w2", "y")],
                    inits, [1, 3, 8, 8])
     feeds = _feeds([1, 3, 8, 8])
     analysis = analyze_channels(model, feeds)
-    gid = analysis.group_of("c1")[0].id
+    return model, analysis, analysis.group_of("c1")[0].id, feeds
+
+
+def test_a_live_channel_is_refused():
+    model, analysis, gid, feeds = _two_convs(13)
     masked = mask(model, analysis, {gid: [0]})
     result = remove_channels(masked, analysis, {gid: [0, 1]}, feeds)  # 1 is alive
     assert result.groups[gid].removed == [0] and "not dead" in result.groups[gid].refused[1]
@@ -313,13 +318,7 @@ def test_a_live_channel_is_refused():
 
 
 def test_input_untouched_and_written_atomically(tmp_path):
-    rng = np.random.default_rng(14)
-    inits = {"w1": _w(rng, 8, 3, 3, 3), "w2": _w(rng, 4, 8, 3, 3)}
-    model = _model([_conv("x", "w1", "c1"), helper.make_node("Relu", ["c1"], ["r1"]), _conv("r1", "w2", "y")],
-                   inits, [1, 3, 8, 8])
-    feeds = _feeds([1, 3, 8, 8])
-    analysis = analyze_channels(model, feeds)
-    gid = analysis.group_of("c1")[0].id
+    model, analysis, gid, feeds = _two_convs(14)
     masked = mask(model, analysis, {gid: [3, 4]})
     source = tmp_path / "masked.onnx"
     onnx.save(masked, source)

@@ -273,14 +273,16 @@ def resize(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     _pass(cg, x, y)
 
 
-@rule("Pad")
-def pad(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
+@rule("Pad", "Tile")
+def same_channel_count(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
+    """Pad and Tile pass channels through unless they pad or repeat the channel axis itself."""
     x, y = node.input[0], node.output[0]
     a = cg.axis(x)
     if a is None:
         return
     if cg.size(x, a) != cg.size(y, a):
-        return not_understood(cg, label, node, "it pads the channel axis")
+        return not_understood(cg, label, node, "it pads the channel axis" if node.op_type == "Pad"
+                              else "it repeats the channel axis")
     _pass(cg, x, y)
 
 
@@ -537,17 +539,6 @@ def expand(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
     if cg.size(x, a) != cg.size(y, a + shift):
         return not_understood(cg, label, node, "it broadcasts the channel axis")
     _pass(cg, x, y, a + shift)
-
-
-@rule("Tile")
-def tile(cg: ChannelGraph, label: str, node: onnx.NodeProto) -> None:
-    x, y = node.input[0], node.output[0]
-    a = cg.axis(x)
-    if a is None:
-        return
-    if cg.size(x, a) != cg.size(y, a):
-        return not_understood(cg, label, node, "it repeats the channel axis")
-    _pass(cg, x, y)
 
 
 @rule("Gather")
