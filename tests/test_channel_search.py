@@ -102,3 +102,18 @@ def test_latency_objective_needs_the_channel_pattern(tmp_path):
     result = CliRunner().invoke(main, ["run", str(EXAMPLE), "--method", "olmp", "--objective", "latency",
                                        "--epochs", "1", "-o", str(tmp_path / "o"), "-q"])
     assert result.exit_code == 2 and "--objective latency needs --pattern channel" in result.output
+
+
+@pytest.mark.slow
+def test_latency_objective_is_checked_against_the_measured_model(tmp_path):
+    compress(EXAMPLE, method="olmp", pattern="channel", objective="latency", max_accuracy_drop=3.0, search_budget=10,
+             search_calls=2, epochs=1, retrain_epochs=0, data="digits", limit=300, output=tmp_path / "out",
+             progress=False, latency_runs=20, log=lambda m: None)
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    search = saved["plan"]["channels"]["search"]
+    table = search["latency_table"]
+    assert search["objective"] == "latency" and search["unit"].startswith("ms, predicted p50 on onnxruntime-cpu")
+    assert {layer["weight"] for layer in table["layers"]} == {"conv1.weight", "conv2.weight", "ip1.weight", "ip2.weight"}
+    assert 0 < search["cost"] <= search["dense_cost"] + 1e-12
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Latency search on onnxruntime-cpu: predicted p50" in md and "predicted/measured" in md

@@ -36,7 +36,7 @@ def render_markdown(report: Mapping, plots: set[str] = frozenset()) -> str:
         _per_output(report),
         _protection(report.get("protection") or {}),
         _nm_plan(report.get("nm_plan")),
-        _channel_plan((report.get("plan") or {}).get("channels")),
+        _channel_plan((report.get("plan") or {}).get("channels"), report.get("latency_ms")),
         _engine_layers(report.get("engine")),
         _layers(report, SPARSITY_PLOT in plots),
         *_method_sections(report),
@@ -282,8 +282,9 @@ def _nm_plan(nm_plan: Mapping | None) -> str:
     return "\n".join(lines)
 
 
-def _channel_plan(channels: Mapping | None) -> str:
-    """--pattern channel: the coupled channel groups pruned, with their counts, and why the others stay."""
+def _channel_plan(channels: Mapping | None, latency: Mapping | None = None) -> str:
+    """--pattern channel: the coupled channel groups pruned, with their counts, and why the others stay;
+    with a latency search, its predicted latency next to the one the measure stage found."""
     if not channels:
         return ""
     groups = channels.get("groups") or []
@@ -292,6 +293,17 @@ def _channel_plan(channels: Mapping | None) -> str:
     if fmt.is_number(macs.get("dense")) and macs.get("dense"):
         lines.append(f"- Multiply-adds per sample: {macs['dense'] / 1e6:.2f} M dense -> {macs['kept'] / 1e6:.2f} M kept "
                      f"({macs['kept'] / macs['dense']:.1%})")
+    search = channels.get("search") or {}
+    table = search.get("latency_table") or {}
+    measured = ((latency or {}).get("compressed") or {}).get("p50_ms")
+    dense_measured = ((latency or {}).get("dense") or {}).get("p50_ms")
+    if table and fmt.is_number(search.get("cost")):
+        line = (f"- Latency search on {table.get('runtime')}: predicted p50 {fmt.milliseconds(search['cost'])} "
+                f"(dense {fmt.milliseconds(table.get('dense_ms'))} when the table was built)")
+        if fmt.is_number(measured) and (latency or {}).get("batch") in (1, None):
+            line += (f"; measured at the end {fmt.milliseconds(measured)} (dense {fmt.milliseconds(dense_measured)}), "
+                     f"predicted/measured {search['cost'] / measured:.2f}")
+        lines.append(line)
     kept_whole, blocked = channels.get("kept_whole") or {}, channels.get("blocked") or {}
     lines.append(f"- {len(groups)} groups pruned, {len(kept_whole)} kept whole, {len(blocked)} blocked by the graph")
     reasons: dict[str, int] = {}
