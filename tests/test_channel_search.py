@@ -106,7 +106,7 @@ def test_latency_objective_needs_the_channel_pattern(tmp_path):
 
 @pytest.mark.slow
 def test_latency_objective_is_checked_against_the_measured_model(tmp_path):
-    compress(EXAMPLE, method="olmp", pattern="channel", objective="latency", max_accuracy_drop=3.0, search_budget=10,
+    compress(EXAMPLE, method="olmp", pattern="channel", objective="latency", max_accuracy_drop=3.0, search_budget=11,
              search_calls=2, epochs=1, retrain_epochs=0, data="digits", limit=300, output=tmp_path / "out",
              progress=False, latency_runs=20, log=lambda m: None)
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
