@@ -48,7 +48,7 @@ def keeps_of(x: np.ndarray, sizes: Sequence[tuple[int, int]], round_to: int) -> 
 
 
 def search_keeps(sizes: Sequence[tuple[int, int]], cost: Callable[[Keeps], float], violation: Callable[[Keeps], float],
-                 *, objective: str, round_to: int = 8, budget: int = 200, min_keep: float = 0.1, sigma: float = 0.15,
+                 *, objective: str, round_to: int = 8, budget: int = 200, min_keep: float = 0.1, sigma: float = 0.3,
                  population: int = 10, seed: int = 0, log=lambda message: None) -> SearchOutcome:
     """The kept counts of the groups `sizes` ((group id, channels)) minimising `cost` with
     `violation` (0 within the bound, else how far beyond) at 0."""
