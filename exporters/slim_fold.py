@@ -123,6 +123,9 @@ def decide(group: ChannelGroup, channel: int, analysis: ChannelAnalysis, runs, s
             if not np.any(a):
                 continue
             rows = group.positions[position][channel]
+            w = g.const(user.weight)
+            if w is not None and not np.any(np.take(w, list(rows), axis=user.weight_axis)):
+                continue  # the consumer's slice of the channel is zero (masked): the constant reaches nothing
             why = _not_foldable(user, g)
             if why is None:
                 decision.folds.append(Fold(user.label, rows, a))
