@@ -44,7 +44,7 @@ bench-slr: install
 bench-olmp: install
 	$(BIN)/python bench/olmp_lenet.py
 
-# About 6 minutes on 2 cores; same data as bench-slr. Installs the `bench` extra (Torch-Pruning,
+# About 6-8 minutes on 2 cores; same data as bench-slr. Installs the `bench` extra (Torch-Pruning,
 # pinned in constraints.txt; the script skips its rows without it).
 bench-channels: install
 	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'

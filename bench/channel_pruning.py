@@ -4,7 +4,8 @@ multiply-adds and onnxruntime CPU latency of the physically slimmer ONNX files, 
     python bench/channel_pruning.py [--quick] [--json out.json] [--retrain-epochs R] [--slr-epochs T]
                                     [--round-to 8 4] [--seconds S] [--no-detectors] [--data-dir DIR]
 
-About 6 minutes on the 2-core CI box (the default run); --quick about 2 minutes.
+About 6 to 8 minutes on the 2-core CI box (the default run: 365 s and 467 s, 2026-12-03, the
+CPU shared with another job); --quick about 2.5 minutes (153 s).
 
 1. The residual CNN (deploy/zoo/models/small_resnet.py) on MNIST-5k (bench/mnist_data.py: 4,000 train
    / 1,000 held-out test, seed 0): the dense model is trained, exported to ONNX (BatchNorm folded), and
