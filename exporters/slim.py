@@ -82,6 +82,7 @@ def remove_channels(model: onnx.ModelProto, analysis: ChannelAnalysis, remove: M
     by_weight = consumers(analysis)
     scale = scales(runs, {t for g in analysis.groups for t, _ in g.activations()}
                    | {c.x for users in by_weight.values() for c in users})
+    weights = constant_values(model)[0]  # the consumers' slices as they are in `model` (masked or not)
     outcomes: dict[int, GroupOutcome] = {}
     decisions: dict[tuple[int, int], Decision] = {}
     for gid, channels in remove.items():
@@ -96,7 +97,7 @@ def remove_channels(model: onnx.ModelProto, analysis: ChannelAnalysis, remove: M
             if group.blocked:
                 outcome.refused[c] = "group blocked: " + "; ".join(group.blocked)
                 continue
-            d = decide(group, c, analysis, runs, scale, by_weight, tolerance)
+            d = decide(group, c, analysis, runs, scale, by_weight, tolerance, weights)
             if d.refused:
                 outcome.refused[c] = d.refused
             else:
@@ -106,7 +107,7 @@ def remove_channels(model: onnx.ModelProto, analysis: ChannelAnalysis, remove: M
     deletions = _deletions(analysis, outcomes)
     slim = onnx.ModelProto()
     slim.CopyFrom(model)
-    consts = {**runs[0], **constant_values(model)[0]}
+    consts = {**runs[0], **weights}
     editor = _Editor(slim, analysis, deletions, consts)
     editor.apply_rewrites()
     folded = editor.fold(decisions, by_weight)

@@ -107,7 +107,11 @@ def channel_values(group: ChannelGroup, channel: int, runs: list[Mapping[str, np
 
 
 def decide(group: ChannelGroup, channel: int, analysis: ChannelAnalysis, runs, scale,
-           by_weight: Mapping[tuple[str, int], list[Consumer]], tolerance: float) -> Decision:
+           by_weight: Mapping[tuple[str, int], list[Consumer]], tolerance: float,
+           weights: Mapping[str, np.ndarray] | None = None) -> Decision:
+    """Whether `channel` can go, and what it leaves behind. A consumer whose slice of the channel is
+    all zero in `weights` (the model being slimmed; default: the analysed graph's constants), as the
+    channel pattern masks it, reads nothing of the channel's constant: there is nothing to fold."""
     values = channel_values(group, channel, runs, scale)
     if isinstance(values, str):
         return Decision(refused=values)
@@ -123,6 +127,9 @@ def decide(group: ChannelGroup, channel: int, analysis: ChannelAnalysis, runs, s
             if not np.any(a):
                 continue
             rows = group.positions[position][channel]
+            w = weights.get(user.weight) if weights is not None else g.const(user.weight)
+            if w is not None and not np.any(np.take(w, list(rows), axis=user.weight_axis)):
+                continue  # the consumer's slice of the channel is zero (masked): the constant reaches nothing
             why = _not_foldable(user, g)
             if why is None:
                 decision.folds.append(Fold(user.label, rows, a))

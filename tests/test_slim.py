@@ -296,6 +296,30 @@ def test_bn_shift_after_relu(padded):
         assert _shapes(result.model)["w2"] == (4, 6, 3, 3) and _shapes(result.model)[conv.input[2]] == (4,)
 
 
+def test_bn_shift_into_padded_conv_whose_columns_are_masked():
+    """The channel pattern masks the consumers' input columns too: then the BN shift a removed
+    channel still carries reaches nothing, and the channel goes even before a padded conv."""
+    rng = np.random.default_rng(12)
+    inits = {"w1": _w(rng, 8, 3, 3, 3), **_bn(rng, 8, "bn"), "w2": _w(rng, 4, 8, 3, 3)}
+    model = _model([_conv("x", "w1", "c1"), helper.make_node("Relu", ["c1"], ["r1"]),
+                    helper.make_node("BatchNormalization", ["r1", "bn_s", "bn_b", "bn_m", "bn_v"], ["n1"]),
+                    _conv("n1", "w2", "y", pads=1)], inits, [1, 3, 8, 8])
+    feeds = _feeds([1, 3, 8, 8])
+    analysis = analyze_channels(model, feeds)
+    group = analysis.group_of("c1")[0]
+    masked = mask(model, analysis, {group.id: [2, 5]}, keep_shift=True)
+    for init in masked.graph.initializer:
+        if init.name == "w2":
+            w2 = numpy_helper.to_array(init).copy()
+            w2[:, [2, 5]] = 0
+            init.CopyFrom(numpy_helper.from_array(w2, "w2"))
+    result = remove_channels(masked, analysis, {group.id: [2, 5]}, feeds)
+    assert result.max_relative_error <= 1e-4
+    outcome = next(iter(result.groups.values()))
+    assert outcome.removed == [2, 5] and not outcome.refused and result.folded == 0, outcome.to_dict()
+    assert _shapes(result.model)["w2"] == (4, 6, 3, 3)
+
+
 def _two_convs(seed: int):
     """x -> conv 3->8 -> Relu -> conv 8->4: the analysis, the group of the 8 channels, and feeds."""
     rng = np.random.default_rng(seed)
