@@ -82,8 +82,12 @@ def test_target_flops_keeps_that_fraction_of_multiply_adds(lenet):
         layer_plan, _ = channel_plan(module, analysis, sparsity=0.5, round_to=1, target_flops=fraction,
                                      keep_ends_dense=False)
         macs = layer_plan.channels.macs
-        assert macs["kept"] >= fraction * macs["dense"]
-        assert macs["kept"] <= (fraction + 0.05) * macs["dense"]  # the largest sparsity that keeps the budget
+        assert abs(macs["kept"] / macs["dense"] - fraction) < 0.02  # one channel at a time lands on the target
+    # rounded to 8, a uniform ratio overshoots on narrow layers; blocks of 8 taken one at a time still reach it
+    layer_plan, _ = channel_plan(module, analysis, sparsity=0.5, round_to=8, target_flops=0.5, keep_ends_dense=False)
+    macs = layer_plan.channels.macs
+    assert abs(macs["kept"] / macs["dense"] - 0.5) < 0.05
+    assert all(g.keep % 8 == 0 or g.keep == g.size for g in layer_plan.channels.groups)
     with pytest.raises(Exception, match="--target-flops must be in"):
         channel_plan(module, analysis, target_flops=1.5)
 

@@ -16,7 +16,7 @@ multiply-adds (both sides of a layer shrink, so F = 0.5 needs about 29% of chann
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -117,7 +117,7 @@ def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[st
     elif target_flops is None:
         plan.groups = [g for g in build(lambda t: t) if g.keep < g.size]
     else:
-        plan.groups = [g for g in _reach_flops(build, macs, infos, target_flops) if g.keep < g.size]
+        plan.groups = [g for g in _reach_flops(build, macs, infos, target_flops, round_to) if g.keep < g.size]
     for gid, *_ in candidates:
         if gid not in {g.id for g in plan.groups} and gid not in plan.kept_whole:
             plan.kept_whole[gid] = ("the search keeps every channel" if keeps is not None
@@ -158,9 +158,12 @@ def _kept_macs(groups: list[ChannelGroupTarget], macs: Mapping[str, float], info
     return float(sum(macs[n] * fraction[n] for n in macs))
 
 
-def _reach_flops(build, macs, infos, target_flops: float) -> list[ChannelGroupTarget]:
-    """The groups at the largest uniform sparsity whose kept multiply-adds stay >= the target
-    fraction (bisection: kept multiply-adds fall as the sparsity grows, in steps from rounding)."""
+def _reach_flops(build, macs, infos, target_flops: float, round_to: int = 1) -> list[ChannelGroupTarget]:
+    """The groups whose kept multiply-adds come closest to the target fraction: first the largest
+    uniform sparsity that keeps at least the target (bisection: kept multiply-adds fall as the
+    sparsity grows, in steps from rounding); then, since rounding narrow groups overshoots, one
+    block of `round_to` channels at a time from the group that keeps the largest share of its
+    channels, until the target is reached (the closer of the last two states wins)."""
     if not 0.0 < target_flops <= 1.0:
         raise ConfigError(f"--target-flops must be in (0, 1], got {target_flops}")
     total = sum(macs.values())
@@ -175,7 +178,26 @@ def _reach_flops(build, macs, infos, target_flops: float) -> list[ChannelGroupTa
             low, best = mid, groups
         else:
             high = mid
-    return best
+    return _fill(best, macs, infos, target_flops * total, round_to)
+
+
+def _fill(groups: list[ChannelGroupTarget], macs, infos, goal: float, round_to: int) -> list[ChannelGroupTarget]:
+    step = max(round_to, 1)
+    groups = list(groups)
+    kept = _kept_macs(groups, macs, infos)
+    while kept > goal:
+        movable = [i for i, g in enumerate(groups) if g.keep - step >= step]
+        if not movable:
+            break
+        i = max(movable, key=lambda k: (groups[k].keep / groups[k].size, groups[k].size))
+        trial = list(groups)
+        g = groups[i]
+        trial[i] = replace(g, keep=g.keep - step, sparsity=1.0 - (g.keep - step) / g.size)
+        after = _kept_macs(trial, macs, infos)
+        if after < goal and goal - after > kept - goal:
+            break  # one more block would land further from the target than we are
+        groups, kept = trial, after
+    return groups
 
 
 def coupled_masks(weights: Mapping[str, torch.Tensor], plan: ChannelPlan, importance: str = "l2") -> dict[str, torch.Tensor]:
