@@ -35,7 +35,6 @@ import argparse
 import copy
 import datetime
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -55,9 +54,8 @@ from compressor.layer_costs import layer_costs  # noqa: E402
 from compressor.onnx_import import load_onnx  # noqa: E402
 from compressor.pipeline import DEFAULT_STAGES  # noqa: E402
 from compressor.runtimes.latency import LatencyProtocol  # noqa: E402
-from compressor.runtimes.onnxruntime_cpu import cpu_name  # noqa: E402
 from compressor.runtimes.verdict import compare  # noqa: E402
-from deploy.bench import CONTROL, bench  # noqa: E402
+from deploy.bench import bench  # noqa: E402
 from deploy.zoo.export import export_reference  # noqa: E402
 from deploy.zoo.mnist import SPLIT_SEED, TRAIN_SAMPLES, load_mnist_split  # noqa: E402
 from deploy.zoo.models.small_resnet import SmallResNet  # noqa: E402

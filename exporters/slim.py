@@ -29,7 +29,8 @@ from compressor.errors import ExportError
 from compressor.files import write_atomic
 from compressor.runtimes import get_runtime
 from compressor.structure import ChannelAnalysis
-from compressor.structure.graph import constant_values, node_label, run_all
+from compressor.onnx_import.builder import node_attr, node_label
+from compressor.structure.graph import constant_values, run_all
 
 from .parity import PARITY_RUNTIME, output_error
 from .slim_fold import Consumer, Decision, bias_delta, consumers, decide, scales
@@ -242,9 +243,9 @@ class _Editor:
             ends = g.const(node.input[2]).copy()
             axes = g.const(node.input[3]).tolist() if len(node.input) > 3 and node.input[3] else list(range(len(starts)))
         else:
-            starts = np.array(_attr(node, "starts"), dtype=np.int64)
-            ends = np.array(_attr(node, "ends"), dtype=np.int64)
-            axes = list(_attr(node, "axes", list(range(len(starts)))))
+            starts = np.array(node_attr(node, "starts"), dtype=np.int64)
+            ends = np.array(node_attr(node, "ends"), dtype=np.int64)
+            axes = list(node_attr(node, "axes", list(range(len(starts)))))
         k = [int(v) % len(g.shapes[tensor]) for v in axes].index(axis)
         start = int(np.clip(starts[k] + (size if starts[k] < 0 else 0), 0, size))
         starts[k] = start - sum(1 for i in gone if i < start)
@@ -264,7 +265,7 @@ class _Editor:
     def _rewrite_resize_sizes(self, node, y) -> None:
         g = self.analysis.graph
         sizes = g.const(node.input[3]).astype(np.int64).copy()
-        axes = _attr(node, "axes", None)
+        axes = node_attr(node, "axes", None)
         rank = len(g.shapes[y[0]])
         k = y[1] if axes is None else [int(v) % rank for v in axes].index(y[1])
         sizes[k] = self.kept(*y)
@@ -298,7 +299,7 @@ class _Editor:
             return
         old = self.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if op == "Gemm":
-            beta = float(_attr(node, "beta", 1.0))
+            beta = float(node_attr(node, "beta", 1.0))
             if old is None or beta == 0.0:
                 value, beta = delta, 1.0
                 _set_attr(node, "beta", 1.0)
@@ -408,13 +409,6 @@ def _subgraph_reads(nodes) -> set[str]:
                     found.update(inner.input)
                 found |= _subgraph_reads(list(sub.node))
     return found
-
-
-def _attr(node: onnx.NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
 
 
 def _set_attr(node: onnx.NodeProto, name: str, value) -> None:

@@ -32,6 +32,14 @@ def node_label(node: onnx.NodeProto, index: int) -> str:
     return node.name or f"{node.op_type}#{index}"
 
 
+def node_attr(node: onnx.NodeProto, name: str, default=None):
+    """The value of `node`'s attribute `name` as onnx.helper gives it (bytes, lists, TensorProto), or `default`."""
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
 def topological_order(graph: onnx.GraphProto, available: set[str]) -> list[int]:
     """Indices of graph.node in an order where every input is produced before it is read."""
     producers: dict[str, int] = {}
@@ -314,17 +322,13 @@ def _tail_weight_consumer(graph, order, reads, tail, constants, initializer_name
                     return f"node {label} ({node.op_type})"
             for g in subgraphs(node):
                 inner = {**known, **_declared_constants(g)}
-                found = search([(f"{label}/{_sub_label(n, k)}", n) for k, n in enumerate(g.node)], inner, static | set(inner))
+                found = search([(f"{label}/{node_label(n, k)}", n) for k, n in enumerate(g.node)], inner, static | set(inner))
                 if found:
                     return found
         return None
 
     known = {**_declared_constants(graph), **constants}  # stand-ins for what the import did not load
     return search([(node_label(graph.node[i], i), graph.node[i]) for i in sorted(tail)], known, static)
-
-
-def _sub_label(node: onnx.NodeProto, index: int) -> str:
-    return node.name or f"{node.op_type}#{index}"
 
 
 def _declared_constants(graph: onnx.GraphProto) -> dict[str, torch.Tensor]:

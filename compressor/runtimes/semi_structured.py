@@ -21,7 +21,7 @@ import onnx
 import torch
 import torch.nn.functional as F
 
-from ..onnx_import.builder import node_label
+from ..onnx_import.builder import node_attr, node_label
 from ..onnx_import.module import OnnxModule
 from ..onnx_import.weights import WeightInfo
 
@@ -119,7 +119,7 @@ def _why_dense(info: WeightInfo, weight: torch.Tensor, node: onnx.NodeProto | No
         return "its node is not in the graph"
     if info.layout not in ("NK", "KN") or len(info.shape) != 2:
         return "the constant is not a 2-D right-hand factor (B) of the product"
-    if node.op_type == "Gemm" and _attr(node, "transA", 0):
+    if node.op_type == "Gemm" and node_attr(node, "transA", 0):
         return "Gemm with transA=1"
     shape = min_shape(backend, dtype)
     if shape is None:
@@ -140,14 +140,7 @@ def _nodes_by_label(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {node_label(node, i): node for i, node in enumerate(graph.node)}
 
 
-def _attr(node: onnx.NodeProto, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
 def _gemm_scales(node: onnx.NodeProto) -> tuple[float, float]:
     if node.op_type != "Gemm":
         return 1.0, 1.0
-    return float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
+    return float(node_attr(node, "alpha", 1.0)), float(node_attr(node, "beta", 1.0))

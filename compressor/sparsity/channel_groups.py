@@ -66,11 +66,8 @@ class ChannelPlan:
 
     def weight_sparsity(self, infos: Mapping[str, WeightInfo]) -> dict[str, float]:
         """The fraction of each touched weight's entries the plan removes (both axes)."""
-        kept_fraction: dict[str, float] = {}
-        for g in self.groups:
-            for name, axis, _ in g.weights:
-                kept_fraction[name] = kept_fraction.get(name, 1.0) * g.keep / g.size
-        return {name: 1.0 - kept_fraction[name] for name in infos if name in kept_fraction}
+        kept = kept_fractions(self.groups)
+        return {name: 1.0 - kept[name] for name in infos if name in kept}
 
 
 def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[str, float], skipped: Mapping[str, str],
@@ -117,12 +114,12 @@ def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[st
     elif target_flops is None:
         plan.groups = [g for g in build(lambda t: t) if g.keep < g.size]
     else:
-        plan.groups = [g for g in _reach_flops(build, macs, infos, target_flops, round_to) if g.keep < g.size]
+        plan.groups = [g for g in _reach_flops(build, macs, target_flops, round_to) if g.keep < g.size]
     for gid, *_ in candidates:
         if gid not in {g.id for g in plan.groups} and gid not in plan.kept_whole:
             plan.kept_whole[gid] = ("the search keeps every channel" if keeps is not None
                                     else f"rounding to a multiple of {round_to} keeps every channel")
-    plan.macs = {"dense": float(sum(macs.values())), "kept": _kept_macs(plan.groups, macs, infos)}
+    plan.macs = {"dense": float(sum(macs.values())), "kept": _kept_macs(plan.groups, macs)}
     plan.candidates = [(gid, size) for gid, size, *_ in candidates]
     plan.candidate_weights = {gid: slices for gid, _, slices, _, _ in candidates}
     plan.analysis = analysis
@@ -149,16 +146,21 @@ def _layer_macs(analysis, infos: Mapping[str, WeightInfo]) -> dict[str, float]:
     return macs
 
 
-def _kept_macs(groups: list[ChannelGroupTarget], macs: Mapping[str, float], infos: Mapping[str, WeightInfo]) -> float:
-    fraction = {name: 1.0 for name in macs}
+def kept_fractions(groups: list[ChannelGroupTarget]) -> dict[str, float]:
+    """Each weight the groups touch: the fraction of its entries kept (the product over its axes)."""
+    kept: dict[str, float] = {}
     for g in groups:
-        for name, axis, _ in g.weights:
-            if name in fraction:
-                fraction[name] *= g.keep / g.size
-    return float(sum(macs[n] * fraction[n] for n in macs))
+        for name, _, _ in g.weights:
+            kept[name] = kept.get(name, 1.0) * g.keep / g.size
+    return kept
 
 
-def _reach_flops(build, macs, infos, target_flops: float, round_to: int = 1) -> list[ChannelGroupTarget]:
+def _kept_macs(groups: list[ChannelGroupTarget], macs: Mapping[str, float]) -> float:
+    kept = kept_fractions(groups)
+    return float(sum(m * kept.get(name, 1.0) for name, m in macs.items()))
+
+
+def _reach_flops(build, macs, target_flops: float, round_to: int = 1) -> list[ChannelGroupTarget]:
     """The groups whose kept multiply-adds come closest to the target fraction: first the largest
     uniform sparsity that keeps at least the target (bisection: kept multiply-adds fall as the
     sparsity grows, in steps from rounding); then, since rounding narrow groups overshoots, one
@@ -174,17 +176,17 @@ def _reach_flops(build, macs, infos, target_flops: float, round_to: int = 1) -> 
     for _ in range(30):
         mid = (low + high) / 2
         groups = build(lambda t, p=mid: p)
-        if _kept_macs(groups, macs, infos) >= target_flops * total:
+        if _kept_macs(groups, macs) >= target_flops * total:
             low, best = mid, groups
         else:
             high = mid
-    return _fill(best, macs, infos, target_flops * total, round_to)
+    return _fill(best, macs, target_flops * total, round_to)
 
 
-def _fill(groups: list[ChannelGroupTarget], macs, infos, goal: float, round_to: int) -> list[ChannelGroupTarget]:
+def _fill(groups: list[ChannelGroupTarget], macs, goal: float, round_to: int) -> list[ChannelGroupTarget]:
     step = max(round_to, 1)
     groups = list(groups)
-    kept = _kept_macs(groups, macs, infos)
+    kept = _kept_macs(groups, macs)
     while kept > goal:
         movable = [i for i, g in enumerate(groups) if g.keep - step >= step]
         if not movable:
@@ -193,7 +195,7 @@ def _fill(groups: list[ChannelGroupTarget], macs, infos, goal: float, round_to: 
         trial = list(groups)
         g = groups[i]
         trial[i] = replace(g, keep=g.keep - step, sparsity=1.0 - (g.keep - step) / g.size)
-        after = _kept_macs(trial, macs, infos)
+        after = _kept_macs(trial, macs)
         if after < goal and goal - after > kept - goal:
             break  # one more block would land further from the target than we are
         groups, kept = trial, after

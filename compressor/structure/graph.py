@@ -13,13 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
+from ..onnx_import.builder import node_attr, node_label
+from ..onnx_import.stored import stored_tensors
 from ..runtimes import get_runtime
-
-
-def node_label(node: onnx.NodeProto, index: int) -> str:
-    return node.name or f"{node.op_type}#{index}"
 
 
 @dataclass
@@ -52,10 +49,7 @@ class GraphIndex:
         self.outputs = [o.name for o in graph.output]
 
     def attr(self, label: str, name: str, default=None):
-        for a in self.by_label[label].attribute:
-            if a.name == name:
-                return helper.get_attribute_value(a)
-        return default
+        return node_attr(self.by_label[label], name, default)
 
     def const(self, name: str) -> np.ndarray | None:
         return self.constants.get(name) if name else None
@@ -68,20 +62,8 @@ class GraphIndex:
 def constant_values(model: onnx.ModelProto) -> tuple[dict[str, np.ndarray], set[int]]:
     """Initializers and Constant node values, and the indices of nodes computing only constants
     (Constant nodes and what reads nothing else) - their outputs are folded by a run."""
-    graph = model.graph
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    constant_nodes = set()
-    for i, node in enumerate(graph.node):
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(a.t)
-                elif a.name in ("value_float", "value_int"):
-                    values[node.output[0]] = np.array(helper.get_attribute_value(a))
-                elif a.name in ("value_floats", "value_ints"):
-                    values[node.output[0]] = np.array(helper.get_attribute_value(a))
-            constant_nodes.add(i)
-    return values, constant_nodes
+    constant_nodes = {i for i, node in enumerate(model.graph.node) if node.op_type == "Constant"}
+    return stored_tensors(model), constant_nodes
 
 
 def index_graph(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> GraphIndex:
