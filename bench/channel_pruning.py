@@ -79,10 +79,17 @@ TARGET_SPEEDUP = 1.6  # the issue's bar at 50% of multiply-adds kept, batch 1
 # constant lr, so ours runs with lr_schedule=constant too).
 FINETUNE = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64}
 DENSE = {"epochs": 6, "lr": 1e-3}  # bench/slr_admm.py's small-resnet recipe
-DEFAULTS = {"retrain_epochs": 10, "slr_epochs": 10, "round_to": (8, 4), "seconds": 2.0, "batches": (1, 8),
-            "ufld": (288, 800), "yolo": (640, 640)}
-QUICK = {"dense_epochs": 2, "retrain_epochs": 1, "slr_epochs": 1, "round_to": (8,), "seconds": 0.5, "batches": (1,),
-         "ufld": (128, 320), "yolo": (320, 320)}
+# The classifier: the residual CNN at widths 48/96/192 with a stride-1 stem (stages at 28, 14 and 7
+# pixels). The reference widths 16/32/64 with a stride-2 stem run in 0.2 ms, mostly onnxruntime's
+# per-operator overhead, which no channel count removes (1.18x at 49% of multiply-adds, run of
+# 2026-12-03); at this size a run is 2 ms of convolutions, the regime in which pruning is worth doing.
+CLASSIFIER = {"widths": (48, 96, 192), "stem_stride": 1}
+# round-to 16 first: onnxruntime's CPU convolutions use a channel block of 16 on AVX-512 (MLAS's
+# NchwcBlockSize; 8 on AVX2), and counts off that multiple leave the blocked kernels (docs/benchmarks.md).
+DEFAULTS = {"retrain_epochs": 5, "slr_epochs": 5, "round_to": (16,), "detector_round_to": (16, 8), "seconds": 2.0,
+            "batches": (1, 8), "ufld": (288, 800), "yolo": (640, 640)}
+QUICK = {"dense_epochs": 1, "retrain_epochs": 1, "slr_epochs": 1, "round_to": (16,), "detector_round_to": (16,),
+         "seconds": 0.5, "batches": (1,), "ufld": (128, 320), "yolo": (320, 320)}
 
 
 # ---- counting every file the same way --------------------------------------------------------------
@@ -244,10 +251,13 @@ def classifier(args, settings, tmp: Path, command: str) -> dict:
     data = load_mnist_split(settings["data_path"])
     x_test, y_test = data[2], data[3]
     train_npz, test_npz = write_split(data, tmp)
-    dense = train_dense("small-resnet", SmallResNet, data, epochs=settings["dense_epochs"], lr=DENSE["lr"], seed=0,
-                        path=tmp / "dense.onnx", keep_module=True)
+    architecture = settings["classifier"]
+    dense = train_dense("small-resnet", lambda: SmallResNet(**architecture), data, epochs=settings["dense_epochs"],
+                        lr=DENSE["lr"], seed=0, path=tmp / "dense.onnx", keep_module=True)
     module = dense.pop("module")
-    log(f"dense small-resnet: {100 * dense['test_accuracy']:.2f}% test after {settings['dense_epochs']} epochs")
+    dense["architecture"] = architecture
+    log(f"dense small-resnet {architecture}: {100 * dense['test_accuracy']:.2f}% test after "
+        f"{settings['dense_epochs']} epochs")
     shape = [1, 1, 28, 28]
     files = {"dense": tmp / "dense.onnx"}
     rows = [{"model": "small-resnet", "variant": "dense", "round_to": None, "method": None,
@@ -301,25 +311,31 @@ def detector(name: str, builder, size, settings, tmp: Path, ignored, command: st
     files = {"dense": folder / "dense.onnx"}
     export_reference(module, files["dense"], tuple(shape), 17, "torchscript")
     rows = [{"model": name, "variant": "dense", **onnx_facts(files["dense"], shape)}]
-    path, report = run_ours(files["dense"], folder / "ours", method="magnitude", epochs=0, sensitivity="off",
-                            error_budget=0.0, keep_ends_dense=False, random_samples=8)
-    files["ours"] = path
-    rows.append({"model": name, "variant": "ours", "round_to": 8, **onnx_facts(path, shape), **ours_summary(report)})
-    log(_row_line(rows[-1], rows[0]))
-    if tp is not None:
+    for round_to in settings["detector_round_to"]:
+        path, report = run_ours(files["dense"], folder / f"ours-r{round_to}", method="magnitude", epochs=0,
+                                sensitivity="off", error_budget=0.0, keep_ends_dense=False, random_samples=8,
+                                round_to=round_to)
+        files[f"ours-r{round_to}"] = path
+        ours = {"model": name, "variant": "ours", "round_to": round_to, **onnx_facts(path, shape),
+                **ours_summary(report)}
+        rows.append(ours)
+        log(_row_line(ours, rows[0]))
+        if tp is None:
+            continue
         started = time.perf_counter()
         try:
             source = prepare(module, torch.rand(shape)) if prepare else module
-            model, ratio, kept = tp_prune(source, torch.zeros(shape), rows[1]["macs"] / rows[0]["macs"], 8, ignored)
-            path = folder / "torch-pruning.onnx"
+            model, ratio, kept = tp_prune(source, torch.zeros(shape), ours["macs"] / rows[0]["macs"], round_to, ignored)
+            path = folder / f"torch-pruning-r{round_to}.onnx"
             export_reference(model.eval(), path, tuple(shape), 17, "torchscript")
-            files["torch-pruning"] = path
-            rows.append({"model": name, "variant": "torch-pruning", "round_to": 8, "pruning_ratio": ratio,
+            files[f"torch-pruning-r{round_to}"] = path
+            rows.append({"model": name, "variant": "torch-pruning", "round_to": round_to, "pruning_ratio": ratio,
                          "rewritten": "C2f split -> two 1x1 convs (C2fTwoConvs)" if prepare else None,
                          "tp_kept_fraction": kept, **onnx_facts(path, shape), "wall_s": time.perf_counter() - started})
             log(_row_line(rows[-1], rows[0]))
         except Exception as error:  # noqa: BLE001 - reported, not hidden
-            rows.append({"model": name, "variant": "torch-pruning", "failed": f"{type(error).__name__}: {error}"})
+            rows.append({"model": name, "variant": "torch-pruning", "round_to": round_to,
+                         "failed": f"{type(error).__name__}: {error}"})
             log(f"{name}: Torch-Pruning failed: {rows[-1]['failed']}")
     latency = time_files(files, folder / "latency", (1,), settings["seconds"], command)
     return {"input": shape, "rows": rows, "latency": latency}
@@ -346,10 +362,9 @@ def _speed(item: dict | None) -> str:
 def latency_key(row: dict) -> str:
     if row["variant"] == "dense":
         return "dense"
-    if row["model"] == "small-resnet":
-        return f"{row['variant']}-r{row['round_to']}" if row.get("method", "magnitude") == "magnitude" or \
-            row["variant"] == "torch-pruning" else ""
-    return row["variant"]
+    if row["model"] == "small-resnet" and row["variant"] == "ours" and row.get("method") != "magnitude":
+        return ""  # same shapes as the magnitude file: timed once
+    return f"{row['variant']}-r{row['round_to']}"
 
 
 def format_table(results: dict) -> str:
@@ -390,6 +405,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--retrain-epochs", type=int, help="R: fine-tuning epochs, ours and Torch-Pruning's")
     parser.add_argument("--slr-epochs", type=int, help="T: SLR penalty epochs (0: no SLR row)")
     parser.add_argument("--round-to", type=int, nargs="+", help="classifier: one configuration per value")
+    parser.add_argument("--detector-round-to", type=int, nargs="+", help="detectors: one configuration per value")
+    parser.add_argument("--widths", type=int, nargs=3, help=f"classifier stage widths (default {CLASSIFIER['widths']})")
+    parser.add_argument("--stem-stride", type=int, choices=(1, 2),
+                        help=f"classifier stem stride (default {CLASSIFIER['stem_stride']})")
     parser.add_argument("--seconds", type=float, help="latency: timed seconds per measurement")
     parser.add_argument("--no-detectors", action="store_true", help="only the MNIST classifier")
     parser.add_argument("--data-dir", type=Path)
@@ -406,6 +425,9 @@ def main(argv=None) -> int:
                 "retrain_epochs": base["retrain_epochs"] if args.retrain_epochs is None else args.retrain_epochs,
                 "slr_epochs": base["slr_epochs"] if args.slr_epochs is None else args.slr_epochs,
                 "round_to": tuple(args.round_to or base["round_to"]), "seconds": args.seconds or base["seconds"],
+                "detector_round_to": tuple(args.detector_round_to or base["detector_round_to"]),
+                "classifier": {"widths": tuple(args.widths or CLASSIFIER["widths"]),
+                               "stem_stride": args.stem_stride or CLASSIFIER["stem_stride"]},
                 "batches": base["batches"], "ufld": base["ufld"], "yolo": base["yolo"]}
     if tp is None:
         log("torch_pruning is not installed (pip install -c constraints.txt -e '.[bench]'): "

@@ -145,3 +145,35 @@ def test_channel_options_fail_before_any_work(tmp_path, args, message):
     result = CliRunner().invoke(main, ["run", str(EXAMPLE), "-o", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_planned_multiply_adds_are_what_the_slim_graph_computes_through_concatenations(tmp_path):
+    """The YOLO-style network's C2f blocks concatenate several groups into one conv's input: each
+    group removes its own share of that axis. The plan's count of kept multiply-adds must be the
+    slim file's (it once multiplied the shares, so --target-flops 0.5 stopped at 53% of the graph)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from compressor.layer_costs import layer_costs
+    from compressor.pipeline import DEFAULT_STAGES
+    from deploy.zoo.export import export_reference
+    from deploy.zoo.models.yolo import YOLO
+
+    torch.manual_seed(0)
+    shape = (1, 3, 64, 64)
+    path = export_reference(YOLO(input_size=shape[2:]).eval(), tmp_path / "yolo.onnx", shape, 17)
+    report = compress(path, method="magnitude", pattern="channel", target_flops=0.5, epochs=0, sensitivity="off",
+                      error_budget=0.0, keep_ends_dense=False, random_samples=2, output=tmp_path / "out",
+                      progress=False, stages=tuple(s for s in DEFAULT_STAGES if s != "measure"), log=lambda m: None)
+    planned = report["plan"]["channels"]["macs"]
+    seen: dict[str, int] = {}
+    for group in report["plan"]["channels"]["groups"]:
+        for weight_axis in group["weights"]:
+            seen[weight_axis] = seen.get(weight_axis, 0) + 1
+    assert max(seen.values()) >= 3  # a C2f output conv reads three or more pruned groups on its input axis
+    dense = layer_costs(load_onnx(path), list(shape))
+    slim = layer_costs(load_onnx(tmp_path / "out" / "model.onnx"), list(shape))
+    layers = [name for name in dense if dense[name].macs]
+    assert sum(dense[n].macs for n in layers) == pytest.approx(planned["dense"], rel=1e-9)
+    assert sum(slim[n].macs for n in layers) == pytest.approx(planned["kept"], rel=1e-9)
+    assert abs(planned["kept"] / planned["dense"] - 0.5) < 0.02

@@ -16,7 +16,8 @@ from compressor import compress
 from compressor.onnx_import import load_onnx
 from compressor.runtimes import get_runtime
 from compressor.runtimes.layer_latency import LatencyTable, LayerCurve, build_latency_table
-from compressor.sparsity.channel_search import keeps_of, layer_fractions, search_keeps
+from compressor.sparsity.channel_groups import kept_fractions
+from compressor.sparsity.channel_search import keeps_of, search_keeps
 from compressor.structure import analyze_channels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +30,18 @@ def test_keeps_are_rounded_and_never_empty():
     assert keeps_of(np.array([0.01, 0.01, 0.01]), sizes, 1) == {0: 1, 1: 1, 2: 5}
 
 
-def test_layer_fractions_multiply_both_sides_and_count_depthwise_once():
-    groups_of = {"a": (None, (0, 64)), "b": ((0, 64), (1, 32)), "dw": ((1, 32), (1, 32))}
-    got = layer_fractions({0: 32, 1: 8}, groups_of)
-    assert got == {"a": 0.5, "b": pytest.approx(0.5 * 0.25), "dw": 0.25}
+def test_kept_fractions_multiply_axes_and_add_shares_of_one_axis():
+    """a: 64 outputs (group 0); b reads group 0 and writes group 1; dw: depthwise, group 1 on its
+    output axis only; cat: reads the concatenation of groups 0 and 1 (64 + 32 inputs), so their
+    removed channels add up on one axis; fc: reads group 1 flattened, 4 positions per channel."""
+    c = lambda n: tuple((i,) for i in range(n))  # noqa: E731 - one index per channel
+    shapes = {"a": (64, 3, 3, 3), "b": (32, 64, 3, 3), "dw": (32, 1, 3, 3), "cat": (16, 96, 1, 1), "fc": (10, 128)}
+    groups = [(64, 32, [("a", 0, c(64)), ("b", 1, c(64)), ("cat", 1, c(64))]),
+              (32, 8, [("b", 0, c(32)), ("dw", 0, c(32)), ("cat", 1, tuple((64 + i,) for i in range(32))),
+                       ("fc", 1, tuple(tuple(range(4 * i, 4 * i + 4)) for i in range(32)))])]
+    got = kept_fractions(groups, shapes)
+    assert got == {"a": 0.5, "b": pytest.approx(0.5 * 0.25), "dw": 0.25,
+                   "cat": pytest.approx((32 + 8) / 96), "fc": pytest.approx(0.25)}
 
 
 def test_search_finds_the_cheapest_counts_within_the_bound():

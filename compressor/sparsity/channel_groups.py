@@ -15,7 +15,7 @@ multiply-adds (both sides of a layer shrink, so F = 0.5 needs about 29% of chann
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -54,6 +54,7 @@ class ChannelPlan:
     candidates: list[tuple[int, int]] = field(default_factory=list)  # (group id, channels) the plan may prune
     candidate_weights: dict[int, tuple] = field(default_factory=dict)  # group id -> its WeightSlices
     layer_macs: dict[str, float] = field(default_factory=dict)  # each prunable layer's multiply-adds, dense
+    weight_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # every prunable weight's shape
     round_to: int = 8  # kept counts are multiples of this
     search: dict | None = None  # a method's channel search: what it found (report "plan.channels.search")
     analysis: object = field(default=None, repr=False)  # the graph's ChannelAnalysis the plan was made from
@@ -66,7 +67,7 @@ class ChannelPlan:
 
     def weight_sparsity(self, infos: Mapping[str, WeightInfo]) -> dict[str, float]:
         """The fraction of each touched weight's entries the plan removes (both axes)."""
-        kept = kept_fractions(self.groups)
+        kept = kept_fractions(((g.size, g.keep, g.weights) for g in self.groups), _shapes(infos))
         return {name: 1.0 - kept[name] for name in infos if name in kept}
 
 
@@ -97,6 +98,7 @@ def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[st
             continue
         candidates.append((group.id, group.size, slices, producers, min(targets[p] for p in producers)))
     macs = _layer_macs(analysis, infos)
+    shapes = _shapes(infos)
 
     def build(sparsity_of) -> list[ChannelGroupTarget]:
         built = []
@@ -114,12 +116,12 @@ def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[st
     elif target_flops is None:
         plan.groups = [g for g in build(lambda t: t) if g.keep < g.size]
     else:
-        plan.groups = [g for g in _reach_flops(build, macs, target_flops, round_to) if g.keep < g.size]
+        plan.groups = [g for g in _reach_flops(build, macs, shapes, target_flops, round_to) if g.keep < g.size]
     for gid, *_ in candidates:
         if gid not in {g.id for g in plan.groups} and gid not in plan.kept_whole:
             plan.kept_whole[gid] = ("the search keeps every channel" if keeps is not None
                                     else f"rounding to a multiple of {round_to} keeps every channel")
-    plan.macs = {"dense": float(sum(macs.values())), "kept": _kept_macs(plan.groups, macs)}
+    plan.macs = {"dense": float(sum(macs.values())), "kept": _kept_macs(plan.groups, macs, shapes)}
     plan.candidates = [(gid, size) for gid, size, *_ in candidates]
     plan.candidate_weights = {gid: slices for gid, _, slices, _, _ in candidates}
     plan.analysis = analysis
@@ -127,7 +129,12 @@ def plan_channels(analysis, infos: Mapping[str, WeightInfo], targets: Mapping[st
     targets, skipped = dict(targets), dict(skipped)
     plan.replan = lambda counts: plan_channels(analysis, infos, targets, skipped, round_to=round_to, keeps=counts)
     plan.layer_macs = macs
+    plan.weight_shapes = shapes
     return plan
+
+
+def _shapes(infos: Mapping[str, WeightInfo]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(info.shape) for name, info in infos.items()}
 
 
 def _layer_macs(analysis, infos: Mapping[str, WeightInfo]) -> dict[str, float]:
@@ -146,21 +153,28 @@ def _layer_macs(analysis, infos: Mapping[str, WeightInfo]) -> dict[str, float]:
     return macs
 
 
-def kept_fractions(groups: list[ChannelGroupTarget]) -> dict[str, float]:
-    """Each weight the groups touch: the fraction of its entries kept (the product over its axes)."""
+def kept_fractions(groups: Iterable[tuple[int, int, Sequence[WeightSlices]]],
+                   shapes: Mapping[str, Sequence[int]]) -> dict[str, float]:
+    """Each weight the groups touch: the fraction of its entries kept. `groups`: (channels, kept,
+    weight slices) each. Groups on the same axis of a weight (the consumer of a concatenation reads
+    several) each remove their share of that axis; the kept fractions of its axes multiply."""
+    removed: dict[tuple[str, int], int] = {}
+    for size, keep, weights in groups:
+        for name, axis, channels in weights:
+            per_channel = len(channels[0]) if channels else 1  # a channel flattened into its spatial block
+            removed[(name, axis)] = removed.get((name, axis), 0) + (size - keep) * per_channel
     kept: dict[str, float] = {}
-    for g in groups:
-        for name, _, _ in g.weights:
-            kept[name] = kept.get(name, 1.0) * g.keep / g.size
+    for (name, axis), count in removed.items():
+        kept[name] = kept.get(name, 1.0) * (1.0 - count / shapes[name][axis])
     return kept
 
 
-def _kept_macs(groups: list[ChannelGroupTarget], macs: Mapping[str, float]) -> float:
-    kept = kept_fractions(groups)
+def _kept_macs(groups: list[ChannelGroupTarget], macs: Mapping[str, float], shapes) -> float:
+    kept = kept_fractions(((g.size, g.keep, g.weights) for g in groups), shapes)
     return float(sum(m * kept.get(name, 1.0) for name, m in macs.items()))
 
 
-def _reach_flops(build, macs, target_flops: float, round_to: int = 1) -> list[ChannelGroupTarget]:
+def _reach_flops(build, macs, shapes, target_flops: float, round_to: int = 1) -> list[ChannelGroupTarget]:
     """The groups whose kept multiply-adds come closest to the target fraction: first the largest
     uniform sparsity that keeps at least the target (bisection: kept multiply-adds fall as the
     sparsity grows, in steps from rounding); then, since rounding narrow groups overshoots, one
@@ -176,17 +190,17 @@ def _reach_flops(build, macs, target_flops: float, round_to: int = 1) -> list[Ch
     for _ in range(30):
         mid = (low + high) / 2
         groups = build(lambda t, p=mid: p)
-        if _kept_macs(groups, macs) >= target_flops * total:
+        if _kept_macs(groups, macs, shapes) >= target_flops * total:
             low, best = mid, groups
         else:
             high = mid
-    return _fill(best, macs, target_flops * total, round_to)
+    return _fill(best, macs, shapes, target_flops * total, round_to)
 
 
-def _fill(groups: list[ChannelGroupTarget], macs, goal: float, round_to: int) -> list[ChannelGroupTarget]:
+def _fill(groups: list[ChannelGroupTarget], macs, shapes, goal: float, round_to: int) -> list[ChannelGroupTarget]:
     step = max(round_to, 1)
     groups = list(groups)
-    kept = _kept_macs(groups, macs)
+    kept = _kept_macs(groups, macs, shapes)
     while kept > goal:
         movable = [i for i, g in enumerate(groups) if g.keep - step >= step]
         if not movable:
@@ -195,7 +209,7 @@ def _fill(groups: list[ChannelGroupTarget], macs, goal: float, round_to: int) ->
         trial = list(groups)
         g = groups[i]
         trial[i] = replace(g, keep=g.keep - step, sparsity=1.0 - (g.keep - step) / g.size)
-        after = _kept_macs(trial, macs)
+        after = _kept_macs(trial, macs, shapes)
         if after < goal and goal - after > kept - goal:
             break  # one more block would land further from the target than we are
         groups, kept = trial, after

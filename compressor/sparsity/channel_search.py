@@ -13,7 +13,7 @@ always feasible, so the result never breaks the bound.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,19 +82,3 @@ def search_keeps(sizes: Sequence[tuple[int, int]], cost: Callable[[Keeps], float
     if v > 0:  # only when even the dense counts break the bound: keep them
         keeps, c, v = dense, dense_cost, violation(dense)
     return SearchOutcome(objective, keeps, c, dense_cost, v, result.evaluations, feasible[0], list(result.history))
-
-
-def layer_fractions(keeps: Mapping[int, int], groups_of: Mapping[str, tuple[tuple[int, int] | None, tuple[int, int] | None]]
-                    ) -> dict[str, float]:
-    """Each layer's fraction of its channel product: (input group, output group) as (id, size) pairs."""
-    fractions = {}
-    for weight, (inp, out) in groups_of.items():
-        sides = [s for s in (inp, out) if s is not None]
-        if inp is not None and out is not None and inp[0] == out[0]:
-            sides = [out]  # depthwise: one group on both sides, its cost scales once
-        f = 1.0
-        for gid, size in sides:
-            if gid in keeps:
-                f *= keeps[gid] / size
-        fractions[weight] = f
-    return fractions

@@ -18,8 +18,8 @@ import torch
 
 from ...onnx_import.tensors import torch_to_numpy
 from ...runtimes.layer_latency import build_latency_table
-from ...sparsity.channel_groups import attach, coupled_masks
-from ...sparsity.channel_search import layer_fractions, search_keeps
+from ...sparsity.channel_groups import attach, coupled_masks, kept_fractions
+from ...sparsity.channel_search import search_keeps
 from ...training import MaskSet
 from ..base import MethodResult, PruneContext, ReportSection
 from .constraint import ConstraintSet, constraint_for
@@ -30,11 +30,10 @@ def run_channel_search(method, ctx: PruneContext) -> MethodResult:
     channels = ctx.plan.channels
     infos = module.weights
     sizes = channels.candidates
-    groups_of = _groups_of(channels, infos)
     constraint = constraint_for(session.objective, cfg.max_accuracy_drop, cfg.max_output_error)
     constraint_set = ConstraintSet.from_session(session, cfg.constraint_data, cfg.constraint_samples, session.config.seed)
     dense_value = constraint_set.measure(module)
-    cost, unit, table = _cost(cfg.objective, ctx, channels, groups_of, session)
+    cost, unit, table = _cost(cfg.objective, ctx, channels, session)
     params = {n: module.parameter(n) for n in infos}
 
     def violation(keeps) -> float:
@@ -80,37 +79,42 @@ def run_channel_search(method, ctx: PruneContext) -> MethodResult:
         f"{constraint_set.description}, checked with the channels pruned and no retraining."])
 
 
-def _groups_of(channels, infos) -> dict[str, tuple]:
-    """Each weight's (input group, output group) as (id, channels), None where it cannot shrink."""
-    sizes = dict(channels.candidates)
+def _shrinkable(channels, infos) -> dict[str, tuple[bool, bool]]:
+    """Each weight's (input side, output side): whether a candidate group can shrink it."""
     sides: dict[str, list] = {}
-    for gid, slices in channels.candidate_weights.items():
+    for slices in channels.candidate_weights.values():
         for name, axis, _ in slices:
-            entry = sides.setdefault(name, [None, None])
+            entry = sides.setdefault(name, [False, False])
             if axis == infos[name].output_axis:
-                entry[1] = (gid, sizes[gid])
+                entry[1] = True
             elif axis == infos[name].reduction_axis:
-                entry[0] = (gid, sizes[gid])
-    return {name: tuple(entry) for name, entry in sides.items()}
+                entry[0] = True
+    return {name: (entry[0], entry[1]) for name, entry in sides.items()}
 
 
-def _cost(objective: str, ctx: PruneContext, channels, groups_of, session):
+def layer_fractions(channels, keeps) -> dict[str, float]:
+    """Each layer's kept fraction of its entries (the product of its axes' kept shares) at `keeps`."""
+    return kept_fractions(((size, keeps.get(gid, size), channels.candidate_weights[gid])
+                           for gid, size in channels.candidates), channels.weight_shapes)
+
+
+def _cost(objective: str, ctx: PruneContext, channels, session):
     infos = ctx.module.weights
     if objective == "latency":
         batch = next(iter(session.val_data))[0]
         inputs = batch if isinstance(batch, (list, tuple)) else [batch]
         feeds = {n: torch_to_numpy(t.unsqueeze(0)) for n, t in zip(ctx.module.input_names, inputs)}
-        shrinkable = {w: (inp is not None, out is not None) for w, (inp, out) in groups_of.items()}
-        table = build_latency_table(ctx.source, channels.analysis, infos, ctx.runtime, shrinkable, feeds, log=ctx.log)
+        table = build_latency_table(ctx.source, channels.analysis, infos, ctx.runtime, _shrinkable(channels, infos),
+                                    feeds, log=ctx.log)
 
         def predicted(keeps):
-            return table.predict(layer_fractions(keeps, groups_of))
+            return table.predict(layer_fractions(channels, keeps))
 
         return predicted, f"ms, predicted p50 on {table.runtime}", table
     per_layer = channels.layer_macs if objective == "flops" else {n: float(i.numel) for n, i in infos.items()}
 
     def counted(keeps):
-        fractions = layer_fractions(keeps, groups_of)
+        fractions = layer_fractions(channels, keeps)
         return sum(v * fractions.get(w, 1.0) for w, v in per_layer.items())
 
     return counted, ("multiply-adds per sample" if objective == "flops" else "parameters"), None

@@ -12,7 +12,8 @@ axis) applies to all of them and to ``fc``; the stem, with one input channel, st
 
 The stem has stride 2 (28 -> 14; the stages run at 14, 7 and 4): at full resolution, training
 cost about 2.5x more on a 2-core CPU for no accuracy MNIST needs, and the benchmark trains it
-dozens of epochs.
+dozens of epochs. ``stem_stride=1`` and wider ``widths`` give the channel-pruning benchmark a
+network whose run time is convolutions, not per-operator overhead (bench/channel_pruning.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ BLOCKS_PER_STAGE = 2
 
 
 class SmallResNet(nn.Module):
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, widths: tuple[int, ...] = STAGE_WIDTHS) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, widths: tuple[int, ...] = STAGE_WIDTHS,
+                 stem_stride: int = 2) -> None:
         super().__init__()
-        self.conv1 = conv3x3(in_channels, widths[0], stride=2)
+        self.conv1 = conv3x3(in_channels, widths[0], stride=stem_stride)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         stages = []
