@@ -267,8 +267,9 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
               help="--plan auto: input and output channels must be multiples of this (0: off).")
 @click.option("--plan-min-params", type=int, default=PlanOptions.plan_min_params, show_default=True,
               help="--plan auto: weights a layer needs to be pruned (smaller ones gain too little).")
-@click.option("--round-to", type=int, default=8, show_default=True,
-              help="--pattern channel: kept channel counts are multiples of this (hardware-friendly).")
+@click.option("--round-to", default="8", show_default=True,
+              help="--pattern channel: kept channel counts are multiples of this (hardware-friendly); auto: the "
+                   "block the --runtime's kernels work in (16 for onnxruntime-cpu on AVX-512 CPUs, else 8).")
 @click.option("--target-flops", type=float,
               help="--pattern channel: keep this fraction of the multiply-adds (instead of --sparsity, a fraction of channels).")
 @click.option("--exclude", multiple=True, help="Keep layers dense (ONNX weight or node name, glob; repeatable).")

@@ -33,16 +33,16 @@ def write_split(data, folder: Path) -> tuple[Path, Path]:
 
 
 def train_dense(name: str, builder, data, *, epochs: int, lr: float, seed: int, path: Path,
-                keep_module: bool = False) -> dict:
+                keep_module: bool = False, schedule: str = "constant") -> dict:
     """Train `builder()` on the training part, export it to ONNX at `path`, report its test accuracy
     (with `keep_module`, the trained PyTorch module too, under "module")."""
     x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in data)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the initial weights
         model = builder()
-    history = train_classifier(model, x_train, y_train, epochs=epochs, lr=lr, seed=seed)
+    history = train_classifier(model, x_train, y_train, epochs=epochs, lr=lr, seed=seed, schedule=schedule)
     export_reference(model.eval(), path, (1, 1, 28, 28), 17, "torchscript")
-    result = {"model": name, "epochs": epochs, "lr": lr, "seconds": history["seconds"],
+    result = {"model": name, "epochs": epochs, "lr": lr, "schedule": schedule, "seconds": history["seconds"],
               "test_accuracy": evaluate_accuracy(model, x_test, y_test), "onnx": str(path)}
     if keep_module:
         result["module"] = model

@@ -138,7 +138,8 @@ def test_pipeline_prunes_channel_groups_and_reports_the_channel_plan(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--pattern", "unstructured", "--target-flops", "0.5"], "is not it (use --pattern channel)"),
     (["--pattern", "channel", "--target-flops", "0.5", "--sparsity", "0.3"], "not both"),
-    (["--pattern", "channel", "--round-to", "0"], "--round-to must be 1 or more"),
+    (["--pattern", "channel", "--round-to", "0"], "--round-to must be auto or 1 or more, got 0"),
+    (["--pattern", "channel", "--round-to", "eight"], "--round-to must be auto or 1 or more, got 'eight'"),
     (["--pattern", "channel:importance=bn"], "channel importance must be l2 or l1"),
 ])
 def test_channel_options_fail_before_any_work(tmp_path, args, message):
@@ -177,3 +178,24 @@ def test_planned_multiply_adds_are_what_the_slim_graph_computes_through_concaten
     assert sum(dense[n].macs for n in layers) == pytest.approx(planned["dense"], rel=1e-9)
     assert sum(slim[n].macs for n in layers) == pytest.approx(planned["kept"], rel=1e-9)
     assert abs(planned["kept"] / planned["dense"] - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("avx512, multiple", [(True, 16), (False, 8)])
+def test_round_to_auto_takes_the_measuring_runtimes_channel_block(tmp_path, monkeypatch, avx512, multiple):
+    """onnxruntime's CPU convolutions work in blocks of 16 channels on AVX-512 and 8 otherwise
+    (MLAS's NCHWc layout): `--round-to auto` rounds kept counts to the block of the runtime the
+    run measures on, and says so in the report."""
+    from compressor.runtimes import get_runtime, onnxruntime_cpu
+
+    monkeypatch.setattr(onnxruntime_cpu, "cpu_has", lambda feature: avx512 and feature == "AVX512F")
+    assert get_runtime("onnxruntime-cpu").channel_multiple()[0] == multiple
+    assert get_runtime("torch-cpu").channel_multiple()[0] == 8  # a runtime without a known block: the common 8
+    compress(EXAMPLE, method="magnitude", pattern="channel", sparsity=0.5, round_to="auto", epochs=0, data="digits",
+             limit=100, output=tmp_path / "out", progress=False, latency_runs=5, log=lambda m: None)
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    channels = saved["plan"]["channels"]
+    assert channels["round_to"] == multiple
+    assert all(g["kept"] % multiple == 0 for g in channels["groups"]) and channels["groups"]
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert f"--round-to auto: kept channel counts are multiples of {multiple}" in md
+    assert f"kept counts multiples of {multiple}" in md

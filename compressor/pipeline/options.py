@@ -54,7 +54,7 @@ class PlanOptions:
     plan_min_channels: int = TRT_SPARSE_MIN_CHANNELS
     plan_channel_multiple: int = 0
     plan_min_params: int = NM_PLAN_MIN_PARAMS
-    round_to: int = 8  # the channel pattern: kept channel counts are multiples of this
+    round_to: int | str = 8  # the channel pattern: kept channel counts are multiples of this; "auto": the runtime's block
     target_flops: float | None = None  # the channel pattern: the fraction of multiply-adds to keep
 
     def thresholds(self) -> NMPlanThresholds:
@@ -178,8 +178,11 @@ class CompressOptions:
             # a pattern that is not N:M, or a bad threshold, fails before any work
             check_plannable(parse_pattern(plan.pattern))
             plan.thresholds()
-        if plan.round_to < 1:
-            raise ConfigError(f"--round-to must be 1 or more, got {plan.round_to}")
+        if isinstance(plan.round_to, str) and plan.round_to.isdigit():
+            plan.round_to = int(plan.round_to)  # the command line's text
+        if plan.round_to != "auto" and (not isinstance(plan.round_to, int) or isinstance(plan.round_to, bool)
+                                        or plan.round_to < 1):
+            raise ConfigError(f"--round-to must be auto or 1 or more, got {plan.round_to!r}")
         if plan.target_flops is not None:
             if not parse_pattern(plan.pattern).coupled:
                 raise ConfigError(f"--target-flops sets how many channels the channel pattern removes; pattern {plan.pattern!r} "

@@ -16,6 +16,7 @@ import itertools
 from ..data import example_batch, stack_inputs
 from ..errors import ConfigError
 from ..onnx_import.tensors import torch_to_numpy
+from ..runtimes import get_runtime
 from ..sensitivity import layer_sensitivity
 from ..sparsity import parse_pattern, plan_layers
 from ..sparsity.channel_groups import attach as attach_channel_plan
@@ -49,6 +50,7 @@ def _plan(state: RunState) -> Planned:
     not_worth = nm_plan.skipped if nm_plan is not None else {}
 
     analysis = _channel_analysis(state) if pattern.coupled else None
+    round_to = _round_to(state) if pattern.coupled else 1
 
     def make_plan(keep_dense):
         layer_plan = plan_layers(module.weights, pattern=pattern, sparsity=target, exclude=opts.exclude,
@@ -56,7 +58,7 @@ def _plan(state: RunState) -> Planned:
                                  keep_dense={**not_worth, **keep_dense})
         if analysis is not None:  # the coupled channel groups the layer plan lets us prune
             channels = plan_channels(analysis, module.weights, layer_plan.targets, layer_plan.skipped,
-                                     round_to=opts.round_to, target_flops=opts.target_flops)
+                                     round_to=round_to, target_flops=opts.target_flops)
             attach_channel_plan(layer_plan, channels, module.weights)
         return layer_plan
 
@@ -69,6 +71,18 @@ def _plan(state: RunState) -> Planned:
                            f"{len(layer_plan.targets)} are pruned.")
     return Planned(layer_plan, pattern, None if method.finds_own_sparsity else target, protection,
                    nm_plan.to_dict() if nm_plan is not None else None)
+
+
+def _round_to(state: RunState) -> int:
+    """--round-to, with "auto" resolved to the channel block of the runtime the run measures on."""
+    asked = state.options.plan.round_to
+    if asked != "auto":
+        return asked
+    measure = state.options.measure
+    multiple, why = get_runtime(measure.runtime, options=measure.runtime_options).channel_multiple()
+    state.notes.append(f"--round-to auto: kept channel counts are multiples of {multiple} ({why}).")
+    state.log(f"--round-to auto: {multiple} ({why})")
+    return multiple
 
 
 def _channel_analysis(state: RunState):

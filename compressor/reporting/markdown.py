@@ -305,7 +305,9 @@ def _channel_plan(channels: Mapping | None, latency: Mapping | None = None) -> s
                      f"predicted/measured {search['cost'] / measured:.2f}")
         lines.append(line)
     kept_whole, blocked = channels.get("kept_whole") or {}, channels.get("blocked") or {}
-    lines.append(f"- {len(groups)} groups pruned, {len(kept_whole)} kept whole, {len(blocked)} blocked by the graph")
+    rounded = f", kept counts multiples of {channels['round_to']}" if channels.get("round_to") else ""
+    lines.append(f"- {len(groups)} groups pruned, {len(kept_whole)} kept whole, {len(blocked)} blocked by the graph"
+                 + rounded)
     reasons: dict[str, int] = {}
     for why in blocked.values():
         for reason in why[:1]:

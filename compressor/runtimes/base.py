@@ -81,6 +81,12 @@ class Runtime(ABC):
     def options_dict(self) -> dict:
         return asdict(self.options)
 
+    def channel_multiple(self) -> tuple[int, str]:
+        """The channel count this runtime's kernels work in blocks of, and why: what `--round-to auto`
+        rounds kept channel counts to. 8 unless a runtime knows better (half-precision tensor cores
+        want multiples of 8; so do AVX2 CPU kernels)."""
+        return 8, f"{self.name}: no channel block known, the common multiple of 8"
+
     @abstractmethod
     def open(self, model: ModelSource) -> RuntimeSession:
         """A session for `model`; InferenceError when the library refuses it."""

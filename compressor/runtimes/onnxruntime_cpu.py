@@ -60,6 +60,14 @@ class OnnxruntimeCPU(Runtime):
         return {"device": "CPU", "device_name": cpu_name(), "versions": {"onnxruntime": ort.__version__},
                 "threads": self.threads}
 
+    def channel_multiple(self) -> tuple[int, str]:
+        # onnxruntime's CPU convolutions run in a blocked channel layout (MLAS "NCHWc") whose block is
+        # 16 channels on AVX-512F and 8 on AVX2; counts off the block leave those kernels (measured:
+        # the YOLO-style net at 50% of multiply-adds, 1.73x faster at round-to 16, 1.46x at 8).
+        if cpu_has("AVX512F"):
+            return 16, "onnxruntime-cpu on an AVX-512 CPU computes convolutions in blocks of 16 channels"
+        return 8, "onnxruntime-cpu on this CPU (no AVX-512) computes convolutions in blocks of 8 channels"
+
 
 class _Session(RuntimeSession):
     def __init__(self, session: ort.InferenceSession, copy: tempfile.TemporaryDirectory | None = None):
@@ -73,6 +81,15 @@ class _Session(RuntimeSession):
             return self._session.run(None if outputs is None else list(outputs), feeds)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise InferenceError(ort_error_message(exc)) from None
+
+
+def cpu_has(feature: str) -> bool:
+    """Whether this CPU has an instruction-set extension, as numpy's dispatcher detected it."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get(feature, False))
 
 
 def cpu_name() -> str:

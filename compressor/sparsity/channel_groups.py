@@ -63,6 +63,7 @@ class ChannelPlan:
     def to_dict(self) -> dict:
         return {"groups": [g.to_dict() for g in self.groups], "kept_whole": {str(k): v for k, v in self.kept_whole.items()},
                 "blocked": {str(k): v for k, v in self.blocked.items()}, "macs": dict(self.macs),
+                "round_to": self.round_to,
                 **({"search": self.search} if self.search is not None else {})}
 
     def weight_sparsity(self, infos: Mapping[str, WeightInfo]) -> dict[str, float]:

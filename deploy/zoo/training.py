@@ -8,6 +8,7 @@ machine and thread count; float summation order may differ between CPU builds).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -74,6 +75,7 @@ def train_classifier(
     optimizer: str = "adam",
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    schedule: str = "constant",
 ) -> dict:
     """Train ``model`` in place with cross-entropy for ``epochs`` passes over ``x_train``/``y_train``.
 
@@ -81,7 +83,8 @@ def train_classifier(
     (the last batch may be smaller); any randomness inside the model (dropout) is seeded too, and
     the global RNG state is left as it was. ``optimizer`` is ``"adam"`` (default: the fastest to
     good accuracy on small CPU runs) or ``"sgd"`` (with ``momentum``). ``log``, if given, receives
-    one line per epoch. The model is left in eval mode.
+    one line per epoch. ``schedule`` is ``"constant"`` or ``"cosine"`` (per step, from ``lr`` to 0,
+    as the pipeline's default). The model is left in eval mode.
 
     Returns the history: ``train_loss`` (mean loss per epoch), ``train_accuracy`` (accuracy on the
     training batches as they were seen), ``val_accuracy`` (per epoch; empty without validation
@@ -89,6 +92,8 @@ def train_classifier(
     """
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be constant or cosine, got {schedule!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if (x_val is None) != (y_val is None):
@@ -103,6 +108,9 @@ def train_classifier(
     else:
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
+    steps = epochs * -(-x_train.shape[0] // batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        opt, (lambda step: 0.5 * (1.0 + math.cos(math.pi * step / steps))) if schedule == "cosine" else (lambda step: 1.0))
     device = _device(model)
     order_rng = torch.Generator().manual_seed(seed)
     history: dict = {"train_loss": [], "train_accuracy": [], "val_accuracy": [], "seconds": 0.0}
@@ -122,6 +130,7 @@ def train_classifier(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                scheduler.step()
                 loss_sum += float(loss.detach()) * idx.numel()
                 correct += int((logits.detach().argmax(dim=1) == yb).sum())
             history["train_loss"].append(loss_sum / n)
