@@ -289,6 +289,9 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant", "step"]), default="cosine", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reinsert-bn", is_flag=True,
+              help="Train convs whose BatchNorm the exporter folded with a BatchNorm put back for each epoch and "
+                   "folded again after it (Adam at 1e-3 is too coarse for unnormalised folded weights).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: compressed/<model>-<method>/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in the output folder.")
 @click.option("--sparse-initializers", is_flag=True, help="Store weights as sparse_initializer (smaller file; TensorRT ignores it).")

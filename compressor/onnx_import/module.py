@@ -139,6 +139,13 @@ class OnnxModule(nn.Module):
         """The prunable weights (Conv/ConvTranspose/Gemm/MatMul weight inputs) by ONNX name."""
         return {n: self.parameter(n) for n in self.weights}
 
+    def step_function(self, label: str) -> Callable:
+        """The function the node `label` runs now (see `replace_step_function`)."""
+        for step in self._steps:
+            if step.label == label:
+                return step.fn
+        raise KeyError(f"no node {label!r} in this model's execution plan")
+
     def replace_step_function(self, label: str, fn: Callable) -> None:
         """Run `fn` for the node `label` instead of its own function: same inputs, same outputs.
         For runtimes that give a node another kernel (e.g. 2:4 weights on sparse kernels); the

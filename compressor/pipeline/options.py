@@ -72,6 +72,7 @@ class TrainingOptions:
     lr_schedule: str = "cosine"
     batch_size: int = 64
     seed: int = 0
+    reinsert_bn: bool = False  # train folded convs with BatchNorm put back (compressor/training/folded_batchnorm.py)
 
 
 @dataclass
@@ -106,7 +107,8 @@ NOT_FINGERPRINTED = {"output", "resume", "progress", "engine", "latency_runs", "
 FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_threshold": DEFAULT_MAX_RELATIVE_L2,
                         "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto",
                         "plan": "all", "plan_min_channels": TRT_SPARSE_MIN_CHANNELS, "plan_channel_multiple": 0,
-                        "plan_min_params": NM_PLAN_MIN_PARAMS, "round_to": 8, "target_flops": None}
+                        "plan_min_params": NM_PLAN_MIN_PARAMS, "round_to": 8, "target_flops": None,
+                        "reinsert_bn": False}
 
 
 @dataclass

@@ -46,6 +46,7 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     eval_batch_size: int | None = None  # None: max(batch_size, 256)
+    folded_batchnorm: bool = False  # train folded convs with BatchNorm put back (training/folded_batchnorm.py)
 
 
 def samples_in(x) -> int:

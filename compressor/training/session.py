@@ -18,9 +18,12 @@ from tqdm import tqdm
 
 from ..objectives.base import Objective, evaluate
 from .checkpoint import Checkpoint
+from .folded_batchnorm import FoldedBatchNorm, find_sites
 from .loop import TrainConfig, TrainingHooks, loader_for_epoch, train_one_epoch
 from .masks import MaskSet
 from .optim import OptimizerConfig, build_optimizer
+
+FOLDED_BN_CALIBRATION_BATCHES = 4  # batches measuring a folded conv's output statistics each epoch
 
 
 class Session:
@@ -72,13 +75,18 @@ class Session:
     ) -> list[dict]:
         """`epochs` epochs of masked training with a fresh optimizer; returns this phase's trace."""
         index = self._next()
+        plain = hooks is None  # masked training only: no penalty, no mask schedule
         hooks = hooks or TrainingHooks()
         if index < self._position[0] or epochs <= 0:
             if f"{name}:hooks" in self.results:  # a finished phase's hook state (e.g. OLMP's masks) outlives it
                 hooks.load_state_dict(self.results[f"{name}:hooks"])
             return [r for r in self.trace if r["phase"] == name]
         loader_len = len(loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, 0))
-        opt, sched = build_optimizer(self.module.parameters(), optimizer, total_steps=epochs * loader_len)
+        # BatchNorm put back into folded convs, for phases without a hook: a penalty or a mask
+        # schedule compares weights across epochs, and each epoch's fold rescales them
+        norms = self._folded_batchnorm() if plain else None
+        params = [*self.module.parameters(), *(norms.parameters() if norms is not None else [])]
+        opt, sched = build_optimizer(params, optimizer, total_steps=epochs * loader_len)
         start = 0
         if index == self._position[0] and self._position[1] > 0:
             start = self._position[1]
@@ -98,10 +106,21 @@ class Session:
             lr = opt.param_groups[0]["lr"]
             bar = tqdm(total=len(loader), desc=f"{name} {epoch + 1}/{epochs}", leave=False, file=sys.stderr,
                        disable=not (self.progress and sys.stderr.isatty()), dynamic_ncols=True)  # no bars in logs
-            loss, step = train_one_epoch(
-                self.module, self.objective, loader, opt, sched,
-                teacher=self.teacher, masks=masks, hooks=hooks, step=step, progress=bar,
-            )
+            if norms is not None:  # calibrated on the epoch's first batches: a resumed epoch does the same
+                calibration = loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, epoch)
+                norms.insert(b for b, _ in zip(calibration, range(FOLDED_BN_CALIBRATION_BATCHES)))
+                for p in norms.parameters():
+                    opt.state.pop(p, None)  # a fresh identity each epoch: its moments start again
+            try:
+                loss, step = train_one_epoch(
+                    self.module, self.objective, loader, opt, sched,
+                    teacher=self.teacher, masks=masks, hooks=hooks, step=step, progress=bar,
+                )
+            finally:
+                if norms is not None:
+                    norms.fold()
+            if norms is not None and masks:
+                masks.apply(self.module)  # a fold scales rows: zeros stay, but say so exactly
             bar.close()
             record = {"phase": name, "epoch": epoch + 1, "train_loss": loss, "lr": lr}
             record.update(hooks.end_epoch(epoch + 1))
@@ -120,6 +139,15 @@ class Session:
         return evaluate(model, loader, self.objective, self.teacher)
 
     # ---- internals -----------------------------------------------------------------------------
+    def _folded_batchnorm(self) -> FoldedBatchNorm | None:
+        if not self.config.folded_batchnorm or not hasattr(self.module, "step_function"):
+            return None
+        sites = find_sites(self.module)
+        if not sites:
+            return None
+        self.log(f"training with BatchNorm put back into {len(sites)} folded conv(s), folded again after each epoch")
+        return FoldedBatchNorm(self.module, sites)
+
     def _next(self) -> int:
         index = self._index
         self._index += 1

@@ -1,0 +1,155 @@
+"""BatchNorm put back, for training, into convolutions whose exporter folded it away.
+
+An exported CNN usually has each BatchNormalization folded into the Conv before it (weights scaled,
+bias shifted: an inference rewrite). Trained as it is, the folded network is unnormalised, and
+Adam's steps have one size whatever a filter's scale: fine-tuning the folded residual CNN of
+bench/channel_pruning.py at 50% of its multiply-adds, Adam at 1e-3 left it at 80.0% (dense 98.0%),
+1e-4 at 96.3%, while Torch-Pruning, which keeps BatchNorm, fine-tunes the same network at 1e-3.
+
+`FoldedBatchNorm` gives such a Conv a per-channel BatchNorm for one epoch at a time:
+- `insert`: the running mean and variance of the Conv's output are measured on calibration
+  batches, and the norm starts as the identity (scale sqrt(var + eps), shift mean), so the first
+  step sees the same function, now with batch statistics and a learnable scale and shift;
+- `fold`: at the epoch's end the norm (its running statistics, as in inference) is folded back
+  into the Conv's weight and bias, and the Conv's own function restored. Between epochs the module
+  is the plain graph: that is what is evaluated, checkpointed (a resumed run re-inserts the same
+  way) and exported.
+Zeros stay zeros (a row is scaled, never filled), so masks and pruned channels are kept.
+
+Sites: Conv nodes whose weight is prunable and whose bias is a trainable initializer, whose
+output is not a graph output, and that are not followed by a BatchNormalization of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..onnx_import.builder import node_label
+
+
+@dataclass(frozen=True)
+class Site:
+    label: str  # the Conv node
+    weight: str  # ONNX names
+    bias: str
+    channels: int
+
+
+def find_sites(module) -> list[Site]:
+    """The Conv nodes of `module` (an OnnxModule) that a folded BatchNorm can be put back into."""
+    graph = module.onnx_model.graph
+    params = module.onnx_parameters()
+    outputs = set(module.graph_output_names)
+    readers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.op_type)
+    by_label = {info.node: (name, info) for name, info in module.weights.items() if info.op_type == "Conv"}
+    sites = []
+    for index, node in enumerate(graph.node):
+        if node.op_type != "Conv" or len(node.input) < 3 or not node.input[2]:
+            continue
+        label = node_label(node, index)
+        try:
+            module.step_function(label)
+        except KeyError:  # not run by the module (a post-processing tail's node)
+            continue
+        if label not in by_label or node.input[2] not in params or node.output[0] in outputs:
+            continue
+        if len(readers[node.input[1]]) > 1 or len(readers[node.input[2]]) > 1:
+            continue  # a weight or bias shared with another node: folding would change that node too
+        if "BatchNormalization" in readers.get(node.output[0], []):
+            continue  # the graph normalises this conv itself
+        weight, info = by_label[label]
+        sites.append(Site(label, weight, node.input[2], int(info.shape[info.output_axis])))
+    return sites
+
+
+class FoldedBatchNorm(nn.Module):
+    """Per-channel BatchNorm around the `sites` of `module`, inserted and folded an epoch at a time."""
+
+    def __init__(self, module, sites: list[Site], eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        object.__setattr__(self, "module", module)  # the model it serves, not a submodule: its parameters stay its own
+        self.sites, self.eps, self.momentum = sites, eps, momentum
+        self.scale = nn.ParameterList([nn.Parameter(torch.ones(s.channels)) for s in sites])
+        self.shift = nn.ParameterList([nn.Parameter(torch.zeros(s.channels)) for s in sites])
+        for i, s in enumerate(sites):
+            self.register_buffer(f"mean_{i}", torch.zeros(s.channels))
+            self.register_buffer(f"var_{i}", torch.ones(s.channels))
+        self._originals: dict[str, object] = {}
+
+    @property
+    def inserted(self) -> bool:
+        return bool(self._originals)
+
+    def insert(self, batches: Iterable) -> None:
+        """Measure each site's output statistics on `batches` (inputs, or (inputs, target) pairs),
+        start every norm as the identity, and route the sites through their norms."""
+        sums = [None] * len(self.sites)
+        originals = {s.label: self.module.step_function(s.label) for s in self.sites}
+
+        def recorder(i, fn):
+            def run(*args):
+                out = fn(*args)
+                z = (out[0] if isinstance(out, (tuple, list)) else out).double()
+                dims = [0, *range(2, z.dim())]
+                stats = (z.sum(dim=dims), (z * z).sum(dim=dims), z.numel() // z.shape[1])
+                sums[i] = stats if sums[i] is None else tuple(a + b for a, b in zip(sums[i], stats))
+                return out
+            return run
+
+        for i, s in enumerate(self.sites):
+            self.module.replace_step_function(s.label, recorder(i, originals[s.label]))
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
+                    self.module(inputs)
+        finally:
+            for s in self.sites:
+                self.module.replace_step_function(s.label, originals[s.label])
+            self.module.train(was_training)
+        if any(total is None for total in sums):
+            raise ValueError("FoldedBatchNorm.insert: no calibration batch reached every site")
+        with torch.no_grad():
+            for i, total in enumerate(sums):
+                mean = total[0] / total[2]
+                var = (total[1] / total[2] - mean * mean).clamp_min(0.0).float()
+                mean = mean.float()
+                getattr(self, f"mean_{i}").copy_(mean)
+                getattr(self, f"var_{i}").copy_(var)
+                self.scale[i].copy_(torch.sqrt(var + self.eps))  # the identity, in inference and near it in training
+                self.shift[i].copy_(mean)
+        self._originals = originals
+        for i, s in enumerate(self.sites):
+            self.module.replace_step_function(s.label, self._normalised(i, originals[s.label]))
+
+    def _normalised(self, i: int, fn):
+        def run(*args):
+            out = fn(*args)
+            z = out[0] if isinstance(out, (tuple, list)) else out
+            return F.batch_norm(z, getattr(self, f"mean_{i}"), getattr(self, f"var_{i}"), self.scale[i], self.shift[i],
+                                 training=self.module.training, momentum=self.momentum, eps=self.eps)
+        return run
+
+    def fold(self) -> None:
+        """Fold every norm (as inference computes it) into its Conv and restore the Conv's function."""
+        if not self.inserted:
+            return
+        with torch.no_grad():
+            for i, s in enumerate(self.sites):
+                factor = self.scale[i] / torch.sqrt(getattr(self, f"var_{i}") + self.eps)
+                weight, bias = self.module.parameter(s.weight), self.module.parameter(s.bias)
+                weight.mul_(factor.to(weight.dtype).reshape(-1, *([1] * (weight.dim() - 1))))
+                bias.copy_(((bias - getattr(self, f"mean_{i}")) * factor + self.shift[i]).to(bias.dtype))
+        for s in self.sites:
+            self.module.replace_step_function(s.label, self._originals[s.label])
+        self._originals = {}

@@ -1,0 +1,113 @@
+"""BatchNorm put back into convolutions whose exporter folded it (compressor/training/folded_batchnorm.py):
+the identity when inserted, an exact fold, masks kept, and the pipeline's --reinsert-bn."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compressor import compress
+from compressor.onnx_import import load_onnx
+from compressor.training.folded_batchnorm import FoldedBatchNorm, find_sites
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deploy.zoo.export import export_reference  # noqa: E402
+from deploy.zoo.models.small_resnet import SmallResNet  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folded(tmp_path_factory):
+    """A residual CNN exported in eval mode: every BatchNorm folded into its conv (weights and bias)."""
+    torch.manual_seed(0)
+    model = SmallResNet(widths=(8, 16, 16))
+    with torch.no_grad():  # BatchNorm statistics away from the identity, so folding matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    return export_reference(model.eval(), tmp_path_factory.mktemp("fbn") / "r.onnx", (1, 1, 28, 28), 17)
+
+
+def batches(count=3, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(size, 1, 28, 28, generator=g) for _ in range(count)]
+
+
+def test_sites_are_the_folded_convs_only(folded):
+    module = load_onnx(folded)
+    sites = find_sites(module)
+    convs = [i for i in module.weights.values() if i.op_type == "Conv"]
+    assert len(sites) == len(convs) == 15  # stem, 12 block convs, 2 projections: each had a BatchNorm, now folded
+    assert all(s.channels in (8, 16) for s in sites)
+
+
+def test_inserted_norms_start_as_the_identity_and_fold_exactly(folded):
+    module = load_onnx(folded)
+    x = batches(1, 32, seed=1)[0]
+    with torch.no_grad():
+        reference = module.eval()(x).clone()
+    norms = FoldedBatchNorm(module, find_sites(module))
+    norms.insert(batches())
+    with torch.no_grad():
+        assert torch.allclose(module.eval()(x), reference, rtol=1e-4, atol=1e-5)  # inference: the identity
+        module.train()
+        out = module(x)  # batch statistics now: close to, not equal to, the inference output
+        assert not torch.allclose(out, reference, atol=1e-6)
+    # a few steps of training move the norms and the convs; the fold must compute what inference did
+    opt = torch.optim.Adam([*module.parameters(), *norms.parameters()], lr=1e-2)
+    for xb in batches(4, 16, seed=2):
+        module.train()
+        loss = module(xb).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        before = module.eval()(x).clone()
+        norms.fold()
+        after = module.eval()(x)
+    assert not norms.inserted
+    assert torch.allclose(after, before, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(after, reference, atol=1e-3)  # it did train
+
+
+def test_fold_keeps_pruned_rows_at_zero(folded):
+    module = load_onnx(folded)
+    site = find_sites(module)[1]
+    weight = module.parameter(site.weight)
+    with torch.no_grad():
+        weight[:3] = 0.0
+    norms = FoldedBatchNorm(module, [site])
+    norms.insert(batches())
+    with torch.no_grad():
+        norms.scale[0].mul_(1.7)
+        norms.shift[0].add_(0.3)
+    norms.fold()
+    assert torch.count_nonzero(weight[:3]) == 0 and torch.count_nonzero(weight[3:]) == weight[3:].numel()
+
+
+def test_the_pipeline_fine_tunes_a_folded_network_with_batchnorm_put_back(folded, tmp_path):
+    """--reinsert-bn in a real run: the report's export parity holds (the exported file is the folded
+    module), the log names the convs, and a resumed run ends with the same weights."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 96)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    lines: list[str] = []
+    common = dict(method="magnitude", pattern="channel", sparsity=0.25, epochs=2, data=str(tmp_path / "d.npz"),
+                  keep_ends_dense=False, reinsert_bn=True, batch_size=32, progress=False, latency_runs=3)
+    compress(folded, output=tmp_path / "a", log=lines.append, **common)
+    assert any("BatchNorm put back into 15 folded conv(s)" in line for line in lines), lines
+    saved = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert saved["export_parity"] < 1e-4
+    assert saved["slim"]["parity"]["max_relative_error"] < 1e-4
+    again = compress(folded, output=tmp_path / "b", log=lambda m: None, **common)
+    first = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert again["metrics"]["compressed"] == first["metrics"]["compressed"]  # deterministic
