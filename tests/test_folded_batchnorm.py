@@ -111,3 +111,52 @@ def test_the_pipeline_fine_tunes_a_folded_network_with_batchnorm_put_back(folded
     again = compress(folded, output=tmp_path / "b", log=lambda m: None, **common)
     first = json.loads((tmp_path / "a" / "report.json").read_text())
     assert again["metrics"]["compressed"] == first["metrics"]["compressed"]  # deterministic
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(folded, tmp_path, monkeypatch):
+    """Between epochs the module is the plain folded graph, so the checkpoint is too; a resumed epoch
+    re-inserts the norms from the same calibration batches and ends where the uninterrupted run did."""
+    from torch.utils.data import TensorDataset
+
+    from compressor.objectives import ClassificationObjective
+    from compressor.training import Checkpoint, MaskSet, OptimizerConfig, Session, TrainConfig
+    from compressor.training import session as session_module
+
+    g = torch.Generator().manual_seed(3)
+    data = TensorDataset(torch.randn(48, 1, 28, 28, generator=g), torch.randint(0, 10, (48,), generator=g))
+    config = TrainConfig(batch_size=16, seed=1, folded_batchnorm=True)
+
+    def run(checkpoint=None, resume=False):
+        module = load_onnx(folded)
+        weight = next(iter(module.weights))
+        masks = MaskSet({weight: torch.rand(module.parameter(weight).shape, generator=torch.Generator().manual_seed(0)) > 0.5})
+        session = Session(module, ClassificationObjective(), data, data, config=config, checkpoint=checkpoint, resume=resume)
+        session.train("finetune", 3, OptimizerConfig(name="adam", lr=1e-3), masks=masks)
+        return module, session, masks
+
+    reference, session, masks = run()
+    want = {k: v.clone() for k, v in reference.onnx_parameters().items()}
+    pruned = ~next(iter(masks.masks.values()))
+    assert torch.count_nonzero(reference.parameter(next(iter(masks.masks))).detach()[pruned]) == 0
+
+    real, calls = session_module.train_one_epoch, []
+
+    def dies_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupt
+        return real(*args, **kwargs)
+
+    checkpoint = Checkpoint(tmp_path / "ckpt.pt", {"run": 1})
+    monkeypatch.setattr(session_module, "train_one_epoch", dies_in_epoch_two)
+    with pytest.raises(Interrupt):
+        run(checkpoint)
+    monkeypatch.setattr(session_module, "train_one_epoch", real)
+    resumed, again, _ = run(checkpoint, resume=True)
+    for name, value in want.items():
+        assert torch.allclose(resumed.onnx_parameters()[name], value, rtol=1e-5, atol=1e-6), name
+    assert [r["train_loss"] for r in again.trace] == pytest.approx([r["train_loss"] for r in session.trace], rel=1e-5)
