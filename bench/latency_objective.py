@@ -2,15 +2,19 @@
 multiply-adds, at the same accuracy bound? (issue 12)
 
     python bench/latency_objective.py [--json docs/results/latency_objective.json] [--quick]
+                                      [--widths 48 96 192] [--stem-stride 1] [--round-to auto]
+                                      [--constraint-samples 500]
 
-The residual CNN (deploy/zoo SmallResNet) is trained dense on the MNIST-5k training split, then
+The residual CNN (deploy/zoo SmallResNet; by default the channel benchmark's compute-bound one,
+widths 48/96/192 with a stride-1 stem) is trained dense on the MNIST-5k training split, then
 pruned twice by `compress --method olmp --pattern channel` with the same bound
 (--max-accuracy-drop), search budget, seed and fine-tuning: once with --objective flops, once with
 --objective latency (the per-layer latency table on onnxruntime-cpu). Both slim files and the dense
 one are then timed side by side in one interleaved measurement per batch size (1 and 8), with the
 dense file once more as a same-file control; the table gives each p50, the ratios with 95%
 intervals and verdicts, the test accuracy after fine-tuning, the multiply-adds kept, and the
-latency the search predicted next to the one measured. About 6 minutes on 2 cores (--quick: 2).
+latency the search predicted next to the one measured. About 20 minutes on 2 cores (the reference
+widths 16/32/64 with a stride-2 stem: 6).
 """
 
 from __future__ import annotations
@@ -52,7 +56,13 @@ def main() -> int:
                         help="the bound both searches keep: points of test accuracy lost one-shot, before fine-tuning")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed budget of each latency measurement")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--widths", type=int, nargs=3, default=[48, 96, 192])
+    parser.add_argument("--stem-stride", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--round-to", default="auto", help="the pipeline's --round-to (auto: the runtime's block)")
+    parser.add_argument("--constraint-samples", type=int, default=500,
+                        help="test samples the bound is checked on, for every candidate")
     args = parser.parse_args()
+    architecture = {"widths": tuple(args.widths), "stem_stride": args.stem_stride}
     mnist = locate_mnist(args.data_dir)
     if mnist is None:
         return 2
@@ -63,11 +73,14 @@ def main() -> int:
         tmp = Path(tmp)
         train_npz, test_npz = write_split(data, tmp)
         dense_path = tmp / "dense.onnx"
-        dense = train_dense("small-resnet", SmallResNet, data, epochs=dense_epochs, lr=2e-3, seed=args.seed, path=dense_path)
+        dense = train_dense("small-resnet", lambda: SmallResNet(**architecture), data, epochs=dense_epochs, lr=1e-3,
+                            seed=args.seed, path=dense_path, schedule="cosine")
+        dense["architecture"] = architecture
         print(f"dense small-resnet: test accuracy {dense['test_accuracy']:.2%}")
         for objective in OBJECTIVES:
             report = compress(dense_path, method="olmp", pattern="channel", objective=objective,
                               max_accuracy_drop=args.max_accuracy_drop, search_budget=budget, search_calls=1,
+                              round_to=args.round_to, constraint_samples=args.constraint_samples,
                               epochs=finetune, retrain_epochs=0, data=str(train_npz), val_data=str(test_npz),
                               seed=args.seed, output=tmp / objective, progress=False, stages=NO_LATENCY,
                               log=lambda message: None)
@@ -77,6 +90,7 @@ def main() -> int:
                 "test_accuracy": report["metrics"]["compressed"]["accuracy"],
                 "params": saved["params"]["total"], "dense_params": saved["params"]["dense_total"],
                 "macs_kept": channels["macs"]["kept"], "macs_dense": channels["macs"]["dense"],
+                "round_to": channels.get("round_to"),
                 "search": {k: v for k, v in channels["search"].items() if k != "latency_table"},
                 "predicted_ms": (channels["search"].get("latency_table") or {}).get("dense_ms"),
                 "path": tmp / objective / "model.onnx",
@@ -107,6 +121,8 @@ def main() -> int:
                     "threads": pinned_threads()},
         "dense": {k: v for k, v in dense.items() if k != "onnx"},
         "settings": {"max_accuracy_drop": args.max_accuracy_drop, "search_budget": budget, "finetune_epochs": finetune,
+                     "architecture": architecture, "round_to": args.round_to,
+                     "constraint_samples": args.constraint_samples,
                      "dense_epochs": dense_epochs, "seed": args.seed, "quick": args.quick},
         "objectives": {o: {k: v for k, v in r.items() if k != "path"} for o, r in rows.items()},
         "latency": {str(b): t for b, t in timings.items()},
