@@ -13,7 +13,7 @@ pruned twice by `compress --method olmp --pattern channel` with the same bound
 one are then timed side by side in one interleaved measurement per batch size (1 and 8), with the
 dense file once more as a same-file control; the table gives each p50, the ratios with 95%
 intervals and verdicts, the test accuracy after fine-tuning, the multiply-adds kept, and the
-latency the search predicted next to the one measured. About 20 minutes on 2 cores (the reference
+latency the search predicted next to the one measured. About 14 minutes on 2 cores (the reference
 widths 16/32/64 with a stride-2 stem: 6).
 """
 
