@@ -63,7 +63,8 @@ class OnnxruntimeCPU(Runtime):
     def channel_multiple(self) -> tuple[int, str]:
         # onnxruntime's CPU convolutions run in a blocked channel layout (MLAS "NCHWc") whose block is
         # 16 channels on AVX-512F and 8 on AVX2; counts off the block leave those kernels (measured:
-        # the YOLO-style net at 50% of multiply-adds, 1.73x faster at round-to 16, 1.46x at 8).
+        # the YOLO-style net at 50% of multiply-adds, 1.73x faster at round-to 16, 1.38x at 8;
+        # docs/benchmarks.md, 2026-12-07).
         if cpu_has("AVX512F"):
             return 16, "onnxruntime-cpu on an AVX-512 CPU computes convolutions in blocks of 16 channels"
         return 8, "onnxruntime-cpu on this CPU (no AVX-512) computes convolutions in blocks of 8 channels"

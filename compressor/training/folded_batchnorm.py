@@ -55,16 +55,16 @@ def find_sites(module) -> list[Site]:
         if node.op_type != "Conv" or len(node.input) < 3 or not node.input[2]:
             continue
         label = node_label(node, index)
-        try:
-            module.step_function(label)
-        except KeyError:  # not run by the module (a post-processing tail's node)
-            continue
         if label not in by_label or node.input[2] not in params or node.output[0] in outputs:
             continue
         if len(readers[node.input[1]]) > 1 or len(readers[node.input[2]]) > 1:
             continue  # a weight or bias shared with another node: folding would change that node too
         if "BatchNormalization" in readers.get(node.output[0], []):
             continue  # the graph normalises this conv itself
+        try:
+            module.step_function(label)  # last: it walks the execution plan
+        except KeyError:  # not run by the module (a post-processing tail's node)
+            continue
         weight, info = by_label[label]
         sites.append(Site(label, weight, node.input[2], int(info.shape[info.output_axis])))
     return sites

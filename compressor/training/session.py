@@ -10,6 +10,7 @@ those of an uninterrupted run.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Callable
 
@@ -108,7 +109,7 @@ class Session:
                        disable=not (self.progress and sys.stderr.isatty()), dynamic_ncols=True)  # no bars in logs
             if norms is not None:  # calibrated on the epoch's first batches: a resumed epoch does the same
                 calibration = loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, index, epoch)
-                norms.insert(b for b, _ in zip(calibration, range(FOLDED_BN_CALIBRATION_BATCHES)))
+                norms.insert(itertools.islice(calibration, FOLDED_BN_CALIBRATION_BATCHES))
                 for p in norms.parameters():
                     opt.state.pop(p, None)  # a fresh identity each epoch: its moments start again
             try:
@@ -119,8 +120,6 @@ class Session:
             finally:
                 if norms is not None:
                     norms.fold()
-            if norms is not None and masks:
-                masks.apply(self.module)  # a fold scales rows: zeros stay, but say so exactly
             bar.close()
             record = {"phase": name, "epoch": epoch + 1, "train_loss": loss, "lr": lr}
             record.update(hooks.end_epoch(epoch + 1))
