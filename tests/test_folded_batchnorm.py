@@ -160,3 +160,24 @@ def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(folded, t
     for name, value in want.items():
         assert torch.allclose(resumed.onnx_parameters()[name], value, rtol=1e-5, atol=1e-6), name
     assert [r["train_loss"] for r in again.trace] == pytest.approx([r["train_loss"] for r in session.trace], rel=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:ONNX Preprocess - Removing mutation")
+def test_a_graph_that_keeps_its_batchnorm_has_no_site_and_says_so(tmp_path):
+    """An exporter that keeps BatchNormalization nodes (training-mode export here; paddle2onnx does the
+    same): nothing is put back, and the run says why instead of staying silent."""
+    torch.manual_seed(0)
+    model = SmallResNet(widths=(8, 16, 16))
+    path = tmp_path / "bn.onnx"
+    torch.onnx.export(model.train(), (torch.randn(2, 1, 28, 28),), str(path), dynamo=False, opset_version=17,
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False,
+                      input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+    module = load_onnx(path)
+    assert any(n.op_type == "BatchNormalization" for n in module.onnx_model.graph.node)
+    assert find_sites(module) == []
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((32, 1, 28, 28)).astype(np.float32), y=rng.integers(0, 10, 32))
+    lines: list[str] = []
+    compress(path, method="magnitude", sparsity=0.5, epochs=1, data=str(tmp_path / "d.npz"), reinsert_bn=True,
+             batch_size=16, output=tmp_path / "o", progress=False, latency_runs=3, log=lines.append)
+    assert any("--reinsert-bn: no folded conv" in line for line in lines), lines

@@ -142,7 +142,8 @@ class Session:
         if not self.config.folded_batchnorm or not hasattr(self.module, "step_function"):
             return None
         sites = find_sites(self.module)
-        if not sites:
+        if not sites:  # e.g. every conv is followed by the graph's own BatchNormalization, or has no bias
+            self.log("--reinsert-bn: no folded conv to put a BatchNorm back into; training the graph as it is")
             return None
         self.log(f"training with BatchNorm put back into {len(sites)} folded conv(s), folded again after each epoch")
         return FoldedBatchNorm(self.module, sites)
