@@ -253,7 +253,8 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--method", default="magnitude", show_default=True, help=f"Pruning method: {_registered('method')}.")
 @click.option("--task", default="auto", show_default=True,
-              help=f"What the model does and how it is measured: {_registered('task')}; auto: classification with labels, distillation without.")
+              help=f"What the model does and how it is measured: {_registered('task')}; auto: the task of the data form "
+                   "(tusimple:, coco:) or of the model's metadata, else classification with labels, distillation without.")
 @click.option("--sparsity", type=float, help="Target fraction of zero weights in the pruned layers (default 0.5; olmp finds its own).")
 @click.option("--pattern", default="unstructured", show_default=True, help=f"Sparsity pattern: {_registered('pattern')}.")
 @click.option("--scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
@@ -399,6 +400,60 @@ def engine(model: Path, output: Path | None, precision: str, sparse: bool | None
             click.echo(f"throughput: {summary.throughput_qps:.1f} inferences/s")
         if summary.host_bound:
             click.echo("note: enqueue is slower than the GPU compute: the run was host-bound")
+
+
+@main.group()
+def zoo():
+    """Reference lane and detection networks, and data to train them on.
+
+    \b
+      compress zoo generate tusimple data/lanes --count 1000
+      compress zoo train ufld --data tusimple:data/lanes -o ufld.onnx
+      compress zoo generate coco data/shapes --count 1000
+      compress zoo train yolo --data coco:data/shapes/annotations/instances_synthetic.json -o yolo.onnx
+    """
+
+
+@zoo.command(cls=_Command, name="generate")
+@click.argument("kind", type=click.Choice(["tusimple", "coco"]))
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--count", type=click.IntRange(min=1), default=1000, show_default=True, help="Images to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def zoo_generate(kind: str, folder: Path, count: int, seed: int):
+    """Write synthetic road scenes (TuSimple layout) or shapes (COCO layout) into FOLDER."""
+    if kind == "tusimple":
+        from compressor.tasks.lane.synthetic import generate_tusimple
+
+        records = generate_tusimple(folder, count, seed)
+        click.echo(f"{len(records)} frames, {sum(len(r.lanes) for r in records)} lanes: use --data tusimple:{folder}")
+    else:
+        from compressor.tasks.detection.synthetic import generate_coco
+
+        annotations = generate_coco(folder, count, seed)
+        click.echo(f"{count} images: use --data coco:{annotations}")
+
+
+@zoo.command(cls=_Command, name="train")
+@click.argument("network", type=click.Choice(["ufld", "ufld-full", "yolo", "yolo-n"]))
+@click.option("--data", required=True, help="tusimple:DIR (ufld) or coco:ANNOTATIONS.json[,IMAGES] (yolo).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The ONNX file to write.")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Use this many images of the data at most.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the training history as JSON.")
+def zoo_train(network: str, data: str, output: Path, epochs: int, batch_size: int, seed: int, limit: int | None,
+              json_path: Path | None):
+    """Train a reference NETWORK on DATA and export it to ONNX (task and preprocessing in its metadata)."""
+    from compressor.files import write_json_atomic
+    from deploy.zoo.task_models import train_network
+
+    result = train_network(network, data, output, epochs=epochs, batch_size=batch_size, seed=seed, limit=limit,
+                           log=lambda line: click.echo(line, err=True))
+    if json_path is not None:
+        write_json_atomic(json_path, result)
+    final = {k: v for k, v in result["final"].items() if k not in ("epoch", "seconds")}
+    click.echo(f"{output}: " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ class SampleSource(Protocol):
     labels: np.ndarray | None  # int64 [len], or None when unlabelled
     num_classes: int | None  # classes in the data (class folders, max label + 1), or None
     detail: str  # extra words for the description (e.g. preprocessing), may be ""
+    # A task's own reader may instead offer `target(index) -> dict[str, Tensor]`: structured labels
+    # (row-anchor classes, padded boxes) of fixed shapes, so that batches collate.
 
     def __len__(self) -> int: ...
 
@@ -39,7 +41,7 @@ class LoadedDataset(Dataset):
 
     @property
     def labelled(self) -> bool:
-        return self.source.labels is not None
+        return self.source.labels is not None or hasattr(self.source, "target")
 
     @property
     def num_classes(self) -> int | None:
@@ -47,8 +49,8 @@ class LoadedDataset(Dataset):
 
     @property
     def labels(self) -> torch.Tensor | None:
-        """All labels of this view as int64 [len], or None."""
-        if self.source.labels is None:
+        """All labels of this view as int64 [len], or None (also for a task's structured targets)."""
+        if getattr(self.source, "labels", None) is None:
             return None
         return torch.from_numpy(self.source.labels[self._indices])
 
@@ -58,6 +60,8 @@ class LoadedDataset(Dataset):
     def __getitem__(self, i: int):
         index = int(self._indices[i])
         x = self.source.sample(index)
+        if hasattr(self.source, "target"):
+            return (x, self.source.target(index))
         if self.source.labels is None:
             return (x,)
         return (x, torch.tensor(self.source.labels[index], dtype=torch.int64))

@@ -22,6 +22,8 @@ DATA_SPEC_HELP = """\
                     the sorted subfolder names; or images directly in FOLDER (unlabelled)
   digits            scikit-learn's bundled 8x8 handwritten digits (1,797 samples, 10 classes)
   mnist-csv:PATH    MNIST-style CSV, gzip or plain: 784 pixels 0..255 then the label per row
+  tusimple:DIR      TuSimple lanes (label_data_*.json / test_label.json beside clips/): task lane
+  coco:FILE[,DIR]   COCO instances JSON and its image folder: task detection
 Image data (FOLDER, digits, mnist-csv) is scaled to [0, 1], resized (bilinear) to the model's
 HxW, grey replicated to the model's channels, then normalised as --preprocess says.
 --preprocess KEY=VALUE,... (all optional; 'imagenet' sets the ImageNet mean/std):
@@ -106,7 +108,7 @@ def load_dataset(spec: str, *, input_shape: Sequence[int], input_dtype: torch.dt
             f"data file {spec} is not a known format: use an .npz, a folder of images, or mnist-csv:{spec} for MNIST-style CSV"
         )
     raise DataError(
-        f"unknown data spec or missing path {spec!r}: expected an .npz file, an image folder, 'digits' or 'mnist-csv:PATH'"
+        f"unknown data spec or missing path {spec!r}: expected an .npz file, an image folder, 'digits', 'mnist-csv:PATH', 'tusimple:DIR' or 'coco:FILE'"
     )
 
 

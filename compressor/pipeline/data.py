@@ -1,14 +1,19 @@
 """Stage `data`: training and validation samples, and the task that trains and measures on them.
 
 With --data: the data (split, or --val-data). Without: random inputs, one-shot pruning, and
-fidelity to the dense model. The task is looked up by name (compressor/tasks).
+fidelity to the dense model. The task is looked up by name (compressor/tasks): --task, else the
+task that owns the data form (`tusimple:`, `coco:`), else the one the model's metadata names.
 """
 
 from __future__ import annotations
 
+import torch
+
 from ..data import load_model_data, random_model_data, split_indices
+from ..data.dataset import example_batch
 from ..errors import DataError
-from ..tasks import TaskInputs, choose_task
+from ..metadata import METADATA_PREFIX
+from ..tasks import TASK_METADATA_KEY, TASKS, DataRequest, TaskInputs, choose_task, resolve_task_name, task_for_data
 from .state import Prepared, RunState
 from .stages import register_stage
 
@@ -18,14 +23,31 @@ def prepare_data(state: RunState) -> Prepared:
     opts, loaded = state.options.source, state.loaded
     seed, method = state.options.training.seed, loaded.method
     num_classes = num_classes_of(loaded.module)
+    task_name, why = resolve_task_name(opts.task, loaded.data_spec, loaded.metadata.get(METADATA_PREFIX + TASK_METADATA_KEY))
+    if why and why != "--task":
+        state.notes.append(f"Task {task_name}, from {why}.")
+
+    shapes = output_shapes(loaded.dense, random_model_data(loaded.inputs, 1, seed))
+
+    def read(spec: str, limit: int | None):
+        owner = task_for_data(spec)
+        if owner is None:
+            return load_model_data(spec, loaded.inputs, preprocess=loaded.preprocess, num_classes=num_classes, limit=limit, seed=seed)
+        if owner != task_for_data(loaded.data_spec):
+            raise DataError(f"--data and --val-data must be data of the same task; {spec.split(':', 1)[0]}: is {owner} data")
+        if len(loaded.inputs) != 1:
+            raise DataError(f"{spec.split(':', 1)[0]}: data feeds single-input models; this one has {len(loaded.inputs)} inputs")
+        name, shape, dtype = loaded.inputs[0]
+        metadata = {k.removeprefix(METADATA_PREFIX): v for k, v in loaded.metadata.items()}
+        return TASKS.get(owner)().read_data(DataRequest(spec.split(":", 1)[1], spec, name, list(shape), dtype, loaded.preprocess,
+                                                        metadata, limit, seed, shapes))
+
     if loaded.data_spec is not None:
-        dataset = state.timed("data_s", lambda: load_model_data(
-            loaded.data_spec, loaded.inputs, preprocess=loaded.preprocess, num_classes=num_classes, limit=opts.limit, seed=seed))
+        dataset = state.timed("data_s", lambda: read(loaded.data_spec, opts.limit))
         labelled = dataset.labelled
         if opts.val_data is not None:
             train_data = dataset
-            val_data = state.timed("data_s", lambda: load_model_data(
-                opts.val_data, loaded.inputs, preprocess=loaded.preprocess, num_classes=num_classes, seed=seed))
+            val_data = state.timed("data_s", lambda: read(opts.val_data, None))
             if val_data.labelled != labelled:
                 raise DataError("--data and --val-data must both have labels or both have none")
             split = "--val-data"
@@ -47,12 +69,26 @@ def prepare_data(state: RunState) -> Prepared:
                            f"{opts.random_samples} random inputs ({described}).")
         split = "random inputs"
 
-    task = choose_task(opts.task, TaskInputs(labelled, num_classes, loaded.module.output_names))
-    objective = task.objective(TaskInputs(labelled, num_classes, loaded.module.output_names))
+    inputs = TaskInputs(labelled, num_classes, loaded.module.output_names, shapes,
+                        tuple(loaded.inputs[0][1]), {k.removeprefix(METADATA_PREFIX): v for k, v in loaded.metadata.items()},
+                        getattr(val_data.source, "task_data", None))
+    task = choose_task(task_name, inputs)
+    objective = task.objective(inputs)
     if objective.kind == "fidelity" and loaded.data_spec is not None:
         state.notes.append(("The data has no labels: " if not labelled else f"Task {task.name}: ")
                            + "the dense model teaches the pruned one (distillation); metrics are fidelity to it.")
     return Prepared(train_data, val_data, labelled, info, task, objective, split)
+
+
+def output_shapes(dense, data) -> list[tuple[int, ...]]:
+    """The shapes of the module's outputs on one sample: what a task reads the output layout from
+    (declared shapes are often symbolic)."""
+    if data is None or len(data) == 0:
+        return []
+    with torch.no_grad():
+        outputs = dense(*example_batch(data, 1))
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    return [tuple(o.shape) for o in outputs if isinstance(o, torch.Tensor)]
 
 
 def num_classes_of(module) -> int | None:

@@ -18,6 +18,7 @@ from ..methods import METHODS, get_method
 from ..onnx_import import load_onnx
 from ..onnx_import.batching import probe_batch
 from ..onnx_import.inputs import input_dtypes, random_inputs, resolve_input_shapes
+from ..tasks import task_for_data
 from ..training import OptimizerConfig
 from .state import Loaded, RunState
 from .stages import register_stage
@@ -39,11 +40,16 @@ def load(state: RunState) -> Loaded:
         data_spec = metadata[METADATA_PREFIX + "default_data"]
         preprocess = preprocess or metadata.get(METADATA_PREFIX + "default_preprocess") or None
         state.notes.append(f"Data '{data_spec}' comes from the model's metadata (no --data given).")
+    if preprocess is None and metadata.get(METADATA_PREFIX + "preprocess"):
+        # the normalisation the model was trained with (the project's reference models record it)
+        preprocess = metadata[METADATA_PREFIX + "preprocess"]
+        state.notes.append(f"Preprocessing '{preprocess}' comes from the model's metadata (no --preprocess given).")
     # the method first: its options are refused before any data is read
     method = get_method(opts.method, has_training_data=data_spec is not None, **_method_keywords(opts))
 
     parsed_preprocess = parse_preprocess(preprocess) if preprocess else None
-    hints = shape_hints(data_spec, [(n, module.input_shapes.get(n, [])) for n in module.input_names],
+    # a task's own data form (`coco:...`) is read by the task, which resizes to the model's size
+    hints = shape_hints(None if task_for_data(data_spec) else data_spec, [(n, module.input_shapes.get(n, [])) for n in module.input_names],
                         parsed_preprocess, metadata)
     given = opts.source.input_shapes
     shapes = resolve_input_shapes(module, given, batch=1, hints=hints)

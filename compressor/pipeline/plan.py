@@ -44,6 +44,10 @@ def _plan(state: RunState) -> Planned:
         if opts.sparsity is not None or opts.overrides:
             raise ConfigError(f"method {method.name!r} finds every layer's sparsity itself: drop --sparsity/--override")
         keep_ends = False if keep_ends is None else keep_ends  # the paper prunes every layer
+    task = state.prepared.task
+    if keep_ends is None and not task.ends_dense_by_default:
+        keep_ends = False
+        state.notes.append(f"Task {task.name}: the first and last layers are pruned like the others ({task.ends_reason}).")
     target = opts.sparsity if opts.sparsity is not None else DEFAULT_SPARSITY
     # --plan auto: the layers not expected to run sparse stay dense like protected ones, with the planner's reason
     nm_plan = plan_nm(module.weights, pattern, opts.thresholds()) if opts.plan == "auto" else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import default_collate
 
 from ...errors import ConfigError
 from ...objectives.base import as_tuple
@@ -77,7 +78,8 @@ class ConstraintSet:
         if isinstance(items[0][0], (list, tuple)):  # the search's sample batches are single tensors
             raise ConfigError("olmp supports single-input models; this model has several inputs (use slr, admm or magnitude)")
         inputs = torch.stack([item[0] for item in items])
-        labels = torch.stack([torch.as_tensor(item[1]) for item in items]) if len(items[0]) > 1 else None
+        # labels may be a task's structured targets (a dict of tensors): collated like a batch
+        labels = default_collate([item[1] for item in items]) if len(items[0]) > 1 else None
         split = "training data" if source == "train" else "validation split"
         return cls(session.objective, inputs, labels, session.teacher, f"{count} fixed samples of the {split}")
 
@@ -92,13 +94,22 @@ class ConstraintSet:
         acc = self.objective.new_accumulator()
         for start in range(0, len(self), EVAL_CHUNK):
             end = start + EVAL_CHUNK
-            labels = self.labels[start:end] if self.labels is not None else None
+            labels = _rows(self.labels, start, end)
             teacher = tuple(t[start:end] for t in self.teacher_outputs) if self.teacher_outputs is not None else None
             if teacher is not None and len(teacher) == 1:
                 teacher = teacher[0]
             self.objective.accumulate(acc, model(self.inputs[start:end]), labels, teacher)
         model.train(was_training)
         return float(self.objective.finalize(acc)[self.objective.primary_metric])
+
+
+def _rows(labels, start: int, end: int):
+    """Samples start..end of collated labels: a tensor, or a dict of tensors (task targets)."""
+    if labels is None:
+        return None
+    if isinstance(labels, dict):
+        return {k: v[start:end] for k, v in labels.items()}
+    return labels[start:end]
 
 
 def constraint_for(objective, max_accuracy_drop: float, max_output_error: float) -> Constraint:

@@ -150,18 +150,9 @@ def _xywh_center_to_xyxy(b: torch.Tensor) -> torch.Tensor:
     return torch.cat([b[..., :2] - half, b[..., :2] + half], dim=-1)
 
 
-def decode(
-    outputs: Sequence[torch.Tensor],
-    fmt: OutputFormat,
-    conf: float = 0.001,
-    iou: float = 0.7,
-    max_det: int = 300,
-    pre_nms: int = 3000,
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per image: boxes x1, y1, x2, y2 [k, 4], scores [k], classes [k] (long, contiguous 0..C-1), best first.
-
-    Anchors scoring at most `conf` go; the `pre_nms` best enter class-wise NMS at `iou`; `max_det` stay.
-    """
+def boxes_and_scores(outputs: Sequence[torch.Tensor], fmt: OutputFormat) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes x1, y1, x2, y2 [N, A, 4] and scores [N, A, C] (as the model gives them: probabilities, or
+    logits when fmt says so), differentiable: the losses read predictions through this too."""
     outputs = [torch.as_tensor(o) for o in outputs]
     if fmt.kind == "single":
         t = outputs[0].float()
@@ -175,6 +166,22 @@ def decode(
             scores = scores.transpose(1, 2)
     if scores.shape[-1] != fmt.num_classes:
         raise DataError(f"detector scores have {scores.shape[-1]} classes, expected {fmt.num_classes}")
+    return boxes, scores
+
+
+def decode(
+    outputs: Sequence[torch.Tensor],
+    fmt: OutputFormat,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    max_det: int = 300,
+    pre_nms: int = 3000,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per image: boxes x1, y1, x2, y2 [k, 4], scores [k], classes [k] (long, contiguous 0..C-1), best first.
+
+    Anchors scoring at most `conf` go; the `pre_nms` best enter class-wise NMS at `iou`; `max_det` stay.
+    """
+    boxes, scores = boxes_and_scores(outputs, fmt)
     if fmt.scores_are_logits:
         scores = scores.sigmoid()
     results = []

@@ -23,6 +23,8 @@ Conv = Conv2d (no bias) + BatchNorm + SiLU; C2f splits its 1x1 conv output in tw
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -133,6 +135,10 @@ class DetectHead(nn.Module):
             for c in in_channels
         )
         sizes = [(-(-input_size[0] // s), -(-input_size[1] // s)) for s in self.strides]
+        # class scores start near the share of cells that hold an object (about 5 per image), not
+        # at 0.5: otherwise the first hundreds of steps only unlearn the background
+        for branch, (h, w) in zip(self.cls, sizes):
+            nn.init.constant_(branch[-1].bias, math.log(5 / num_classes / (h * w)))
         self.feature_sizes = tuple(sizes)
         grid, stride = self.make_grid(sizes, self.strides)
         self.register_buffer("anchor_points", grid, persistent=False)  # [2, A]: cell x, y
