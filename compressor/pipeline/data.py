@@ -23,10 +23,8 @@ def prepare_data(state: RunState) -> Prepared:
     opts, loaded = state.options.source, state.loaded
     seed, method = state.options.training.seed, loaded.method
     num_classes = num_classes_of(loaded.module)
-    task_name, why = resolve_task_name(opts.task, loaded.data_spec, loaded.metadata.get(METADATA_PREFIX + TASK_METADATA_KEY))
-    if why and why != "--task":
-        state.notes.append(f"Task {task_name}, from {why}.")
-
+    metadata = {k.removeprefix(METADATA_PREFIX): v for k, v in loaded.metadata.items()}
+    task_name, why = resolve_task_name(opts.task, loaded.data_spec, metadata.get(TASK_METADATA_KEY))
     shapes = output_shapes(loaded.dense, random_model_data(loaded.inputs, 1, seed))
 
     def read(spec: str, limit: int | None):
@@ -38,7 +36,6 @@ def prepare_data(state: RunState) -> Prepared:
         if len(loaded.inputs) != 1:
             raise DataError(f"{spec.split(':', 1)[0]}: data feeds single-input models; this one has {len(loaded.inputs)} inputs")
         name, shape, dtype = loaded.inputs[0]
-        metadata = {k.removeprefix(METADATA_PREFIX): v for k, v in loaded.metadata.items()}
         return TASKS.get(owner)().read_data(DataRequest(spec.split(":", 1)[1], spec, name, list(shape), dtype, loaded.preprocess,
                                                         metadata, limit, seed, shapes))
 
@@ -70,8 +67,11 @@ def prepare_data(state: RunState) -> Prepared:
         split = "random inputs"
 
     inputs = TaskInputs(labelled, num_classes, loaded.module.output_names, shapes,
-                        tuple(loaded.inputs[0][1]), {k.removeprefix(METADATA_PREFIX): v for k, v in loaded.metadata.items()},
-                        getattr(val_data.source, "task_data", None))
+                        tuple(loaded.inputs[0][1]), metadata)
+    if why == "the model's metadata" and not labelled and not TASKS.get(task_name).label_free:
+        task_name, why = "auto", ""  # made for a labelled task, given data without labels: the dense model teaches
+    if why and why != "--task":
+        state.notes.append(f"Task {task_name}, from {why}.")
     task = choose_task(task_name, inputs)
     objective = task.objective(inputs)
     if objective.kind == "fidelity" and loaded.data_spec is not None:

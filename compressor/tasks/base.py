@@ -55,8 +55,7 @@ class TaskInputs:
     output_names: list[str]
     output_shapes: list[tuple[int, ...]] = ()  # the module's outputs on one sample, from a forward pass
     input_shape: tuple[int, ...] = ()  # the model input at batch 1
-    metadata: dict[str, str] = field(default_factory=dict)
-    dataset: object | None = None  # what the task's reader knows about the data (ground truth for the metric)
+    metadata: dict[str, str] = field(default_factory=dict)  # the model's, keys without the onnx_compressor. prefix
 
 
 class Task(ABC):

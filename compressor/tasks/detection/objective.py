@@ -3,7 +3,8 @@ outputs without labels; both measured as COCO mAP by pycocotools (detection/metr
 
 With labels, mAP@0.5:0.95 and mAP@0.5 are computed against the ground truth in the original
 image's pixels. Without, the dense model's detections (score >= AGREEMENT_SCORE, after NMS) are the
-ground truth ("map50_agreement"). Predictions go through the task's decoding and NMS, never
+ground truth ("map50_agreement"); on an image where the dense model finds nothing that confident,
+its AGREEMENT_FALLBACK best detections are (what it would find, ranked the same). Predictions go through the task's decoding and NMS, never
 through a post-processing tail the graph may carry (that part is kept as it is and not trained).
 """
 
@@ -19,6 +20,7 @@ from .loss import PROB_EPS, detection_loss
 from .metric import coco_map
 
 AGREEMENT_SCORE = 0.25  # dense detections above this stand in for labels in label-free runs
+AGREEMENT_FALLBACK = 3  # an image where none reaches it takes the dense model's best few, so the metric stays defined
 BOX_DISTILL_GAIN = 5.0
 # candidates per image entering NMS when measuring: NMS costs the square of it, and evaluation runs
 # every epoch; detections ranked below 1000 add nothing measurable to mAP at 300 kept
@@ -110,7 +112,7 @@ class DetectionDistillation(_DetectionObjective):
 
     def metric_specs(self):
         return {"map50_agreement": MetricSpec("map50_agreement", True, "fraction",
-                                              f"mAP@0.5 against the dense model's detections (score >= {AGREEMENT_SCORE})"),
+                                              f"mAP@0.5 against the dense model's detections (score >= {AGREEMENT_SCORE}, else its {AGREEMENT_FALLBACK} best)"),
                 "map50_95_agreement": MetricSpec("map50_95_agreement", True, "fraction",
                                                  "mAP@0.5:0.95 against the dense model's detections"),
                 "loss": MetricSpec("loss", False, "", "distillation loss")}
@@ -121,7 +123,10 @@ class DetectionDistillation(_DetectionObjective):
         if self.fmt.scores_are_logits:
             s_scores, t_scores = torch.sigmoid(s_scores), torch.sigmoid(t_scores)
         s_logits = torch.logit(s_scores.clamp(PROB_EPS, 1 - PROB_EPS))
-        cls = F.binary_cross_entropy_with_logits(s_logits, t_scores.detach(), reduction="none").sum(-1).mean()
+        target = t_scores.detach().clamp(PROB_EPS, 1 - PROB_EPS)
+        # cross-entropy minus the teacher's own entropy: a divergence, zero when the scores agree
+        entropy = -(target * target.log() + (1 - target) * (1 - target).log())
+        cls = (F.binary_cross_entropy_with_logits(s_logits, target, reduction="none") - entropy).sum(-1).mean()
         weight = t_scores.detach().max(-1).values  # [N, A]
         size = float(max(self.input_hw))
         box = ((s_boxes - t_boxes.detach()).abs().sum(-1) / size * weight).sum() / weight.sum().clamp(min=1e-6)
@@ -136,9 +141,10 @@ class DetectionDistillation(_DetectionObjective):
         height, width = self.input_hw
         for (boxes, scores, classes), (t_boxes, t_scores, t_classes) in zip(decode(outputs, self.fmt, pre_nms=PRE_NMS), decode(teacher_outputs, self.fmt, pre_nms=PRE_NMS)):
             image_id = acc["map"].add_image(width, height)
-            for box, score, cls in zip(t_boxes.tolist(), t_scores.tolist(), t_classes.tolist()):
-                if score >= AGREEMENT_SCORE:
-                    acc["map"].add_truth(image_id, cls, [box[0], box[1], box[2] - box[0], box[3] - box[1]], 0)
+            confident = int((t_scores >= AGREEMENT_SCORE).sum())
+            keep = confident if confident else min(AGREEMENT_FALLBACK, len(t_scores))  # decode ranks best first
+            for box, cls in zip(t_boxes[:keep].tolist(), t_classes[:keep].tolist()):
+                acc["map"].add_truth(image_id, cls, [box[0], box[1], box[2] - box[0], box[3] - box[1]], 0)
             acc["map"].add_detections(image_id, boxes, scores, classes)
             acc["images"] += 1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from ...data.dataset import LoadedDataset
 from ...data.split import limited_indices
 from ...errors import DataError
 from ..base import DataRequest, Task, TaskInputs, register_task
@@ -29,7 +30,6 @@ class CocoSource:
         self.images = ImageFiles([dataset.image_path(image) for image in self.image_list], transform)
         self.height, self.width = transform.layout.height, transform.layout.width
         self.labels, self.num_classes = None, None
-        self.task_data = dataset
         self.slots = max([len(dataset.boxes.get(image.id, [])) for image in self.image_list] + [1])
         boxes = sum(len(dataset.boxes.get(image.id, [])) for image in self.image_list)
         self.detail = f"{boxes} boxes, {len(dataset.category_ids)} categories"
@@ -64,8 +64,6 @@ class Detection(Task):
     label_free = True
 
     def read_data(self, request: DataRequest):
-        from ...data.dataset import LoadedDataset
-
         annotations, image_dir = parse_coco_spec(request.body)
         dataset = read_coco(annotations, image_dir, check_images=True)
         if not dataset.images:

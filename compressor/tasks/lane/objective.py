@@ -9,7 +9,6 @@ every image enters the metric with run_time 0 (the metric's 200 ms rule never fi
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from ...objectives.base import MetricSpec, Objective, as_tuple

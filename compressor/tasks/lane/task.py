@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...data.dataset import LoadedDataset
 from ...data.split import limited_indices
 from ...errors import DataError
 from ..base import DataRequest, Task, TaskInputs, register_task
@@ -31,7 +32,6 @@ class TuSimpleSource:
         self.images = ImageFiles([root / r.raw_file for r in self.records], transform)
         self.labels, self.num_classes = None, None
         self.detail = f"{sum(len(r.lanes) for r in self.records)} lanes"
-        self.task_data = self.records
         self.max_lanes = max([len(r.lanes) for r in self.records] + [1])
         self.max_h = max(len(r.h_samples) for r in self.records)
 
@@ -61,8 +61,6 @@ class LaneDetection(Task):
     ends_reason = "UFLD's last layer, FC2, holds most of the weights and is the prime target (deploy.md section 7)"
 
     def read_data(self, request: DataRequest):
-        from ...data.dataset import LoadedDataset
-
         root = Path(request.body).expanduser()
         if not request.body:
             raise DataError("tusimple: needs the dataset folder, e.g. tusimple:data/tusimple (label_data_*.json and clips/)")
