@@ -78,9 +78,10 @@ class Detection(Task):
 
     def objective(self, inputs: TaskInputs):
         fmt = output_format(list(inputs.output_shapes))
-        height, width = inputs.input_shape[-2:] if len(inputs.input_shape) == 4 else (0, 0)
-        if inputs.input_shape and len(inputs.input_shape) == 4 and inputs.input_shape[1] not in (1, 3):
-            height, width = inputs.input_shape[1:3]  # NHWC
+        shape = tuple(inputs.input_shape)
+        if len(shape) != 4:
+            raise DataError(f"the detection task needs an image input [N, C, H, W] or [N, H, W, C]; this one is {list(shape)}")
+        height, width = shape[1:3] if shape[1] not in (1, 3) and shape[3] in (1, 3) else shape[2:4]
         if inputs.labelled:
             return DetectionObjective(fmt, (int(height), int(width)))
         return DetectionDistillation(fmt, (int(height), int(width)))
