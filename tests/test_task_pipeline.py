@@ -205,3 +205,12 @@ def test_cli_zoo_generate_and_bad_task_data_in_one_line(tmp_path):
         assert message in result.output and len(result.output.strip().splitlines()) == 1
     result = runner.invoke(main, [str(model), "--data", f"coco:{annotations}", "--task", "lane", "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "cannot read it" in result.output
+
+
+def test_metadata_preprocessing_leaves_npz_data_as_it_is(yolo_file, tmp_path):
+    data = tmp_path / "inputs.npz"
+    np.savez(data, x=np.random.default_rng(0).random((8, 3, 64, 64), np.float32))
+    report = compress(yolo_file, method="magnitude", sparsity=0.5, data=str(data), epochs=0, retrain_epochs=0,
+                      output=tmp_path / "out", **QUIET)
+    assert not any("Preprocessing 'imagenet'" in n for n in report["notes"])
+    assert report["metrics"]["kind"] == "fidelity"

@@ -40,7 +40,8 @@ def load(state: RunState) -> Loaded:
         data_spec = metadata[METADATA_PREFIX + "default_data"]
         preprocess = preprocess or metadata.get(METADATA_PREFIX + "default_preprocess") or None
         state.notes.append(f"Data '{data_spec}' comes from the model's metadata (no --data given).")
-    if preprocess is None and metadata.get(METADATA_PREFIX + "preprocess"):
+    if (preprocess is None and metadata.get(METADATA_PREFIX + "preprocess")
+            and not (data_spec or "").strip().lower().endswith(".npz")):  # .npz holds model inputs as they are
         # the normalisation the model was trained with (the project's reference models record it)
         preprocess = metadata[METADATA_PREFIX + "preprocess"]
         state.notes.append(f"Preprocessing '{preprocess}' comes from the model's metadata (no --preprocess given).")
