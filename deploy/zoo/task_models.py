@@ -52,9 +52,9 @@ NETWORKS: dict[str, ZooNetwork] = {
                        "UFLD, ResNet-18 trunk at width 16, 128x352, 50 cells x 56 TuSimple rows x 4 lanes"),
     "ufld-full": ZooNetwork("lane", lambda: UFLD(aux=True), (288, 800), 4e-4, 1e-4,
                             "UFLD TuSimple as published: ResNet-18, 288x800, 100 cells x 56 rows x 4 lanes"),
-    "yolo": ZooNetwork("detection", lambda: YOLO(num_classes=6, width=8, depth=1, input_size=(256, 256)), (256, 256),
+    "yolo": ZooNetwork("detection", lambda: YOLO(num_classes=6, width=8, depth=1, input_size=(256, 256), class_prior=True), (256, 256),
                        2e-3, 5e-4, "YOLOv8-style, width 8, depth 1, 256x256, 6 classes"),
-    "yolo-n": ZooNetwork("detection", lambda: YOLO(num_classes=80, width=16, depth=1, input_size=(640, 640)), (640, 640),
+    "yolo-n": ZooNetwork("detection", lambda: YOLO(num_classes=80, width=16, depth=1, input_size=(640, 640), class_prior=True), (640, 640),
                          2e-3, 5e-4, "YOLOv8n-like, width 16, 640x640, 80 classes"),
 }
 WARMUP_STEPS = 100  # UFLD's TuSimple warm-up; the detector uses the same

@@ -112,6 +112,7 @@ class DetectHead(nn.Module):
         strides: tuple[int, ...] = (8, 16, 32),
         input_size: tuple[int, int] = (640, 640),
         decode: bool = True,
+        class_prior: bool = False,
     ) -> None:
         super().__init__()
         if len(in_channels) != len(strides):
@@ -137,7 +138,8 @@ class DetectHead(nn.Module):
         sizes = [(-(-input_size[0] // s), -(-input_size[1] // s)) for s in self.strides]
         # class scores start near the share of cells that hold an object (about 5 per image), not
         # at 0.5: otherwise the first hundreds of steps only unlearn the background
-        for branch, (h, w) in zip(self.cls, sizes):
+        # (for training from scratch, `class_prior=True`; the reference weights keep the default init)
+        for branch, (h, w) in zip(self.cls, sizes) if class_prior else ():
             nn.init.constant_(branch[-1].bias, math.log(5 / num_classes / (h * w)))
         self.feature_sizes = tuple(sizes)
         grid, stride = self.make_grid(sizes, self.strides)
@@ -197,6 +199,7 @@ class YOLO(nn.Module):
         in_channels: int = 3,
         input_size: tuple[int, int] = (640, 640),
         decode: bool = True,
+        class_prior: bool = False,
     ) -> None:
         super().__init__()
         if width < 2 or depth < 1:
@@ -226,7 +229,8 @@ class YOLO(nn.Module):
         self.pan5 = C2f(c4 + c5, c5, n)  # out /32
         self.input_size = tuple(input_size)
         self.head = DetectHead(
-            num_classes, (c3, c4, c5), strides=(8, 16, 32), input_size=input_size, decode=decode
+            num_classes, (c3, c4, c5), strides=(8, 16, 32), input_size=input_size, decode=decode,
+            class_prior=class_prior,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
