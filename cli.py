@@ -293,6 +293,9 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.option("--reinsert-bn", is_flag=True,
               help="Train convs whose BatchNorm the exporter folded with a BatchNorm put back for each epoch and "
                    "folded again after it (Adam at 1e-3 is too coarse for unnormalised folded weights).")
+@click.option("--recalibrate-bn", is_flag=True,
+              help="After hard pruning, re-estimate the statistics of convs whose BatchNorm the exporter folded, on "
+                   "training batches, before retraining; the report shows the metrics before and after it.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: compressed/<model>-<method>/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in the output folder.")
 @click.option("--sparse-initializers", is_flag=True, help="Store weights as sparse_initializer (smaller file; TensorRT ignores it).")

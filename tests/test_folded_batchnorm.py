@@ -181,3 +181,61 @@ def test_a_graph_that_keeps_its_batchnorm_has_no_site_and_says_so(tmp_path):
     compress(path, method="magnitude", sparsity=0.5, epochs=1, data=str(tmp_path / "d.npz"), reinsert_bn=True,
              batch_size=16, output=tmp_path / "o", progress=False, latency_runs=3, log=lines.append)
     assert any("--reinsert-bn: no folded conv" in line for line in lines), lines
+
+
+def site_statistics(module, sites, data):
+    return FoldedBatchNorm(module, sites).measure(data)
+
+
+def test_recalibration_gives_every_channel_back_its_statistics_and_keeps_zeros(folded):
+    """After a change to the weights (here: rows zeroed and rows rescaled, as pruning does), the
+    recalibrated network's site outputs have the mean and variance they had before, measured on
+    the same batches; zeroed weights stay zero and a whole pruned row keeps its bias."""
+    module = load_onnx(folded)
+    sites = find_sites(module)
+    data = batches(4, 16, seed=3)
+    targets = site_statistics(module, sites, data)
+    with torch.no_grad():
+        for k, site in enumerate(sites):
+            weight = module.parameter(site.weight)
+            weight.mul_((torch.rand(weight.shape, generator=torch.Generator().manual_seed(k)) > 0.5).float() * 0.6)
+        dead = module.parameter(sites[2].weight)
+        dead[0] = 0.0  # a whole output channel pruned: its output is its bias alone
+    dead_bias = float(module.parameter(sites[2].bias)[0].detach())
+    zeros = {s.weight: module.parameter(s.weight) == 0 for s in sites}
+    drifted = site_statistics(module, sites, data)
+    assert max(float((d[0] - t[0]).abs().max()) for d, t in zip(drifted, targets)) > 0.2  # the change moved them
+    FoldedBatchNorm(module, sites).recalibrate(data, targets)
+    after = site_statistics(module, sites, data)
+    for k, ((mean, var), (target_mean, target_var)) in enumerate(zip(after, targets)):
+        live = torch.ones_like(mean, dtype=torch.bool)
+        if k == 2:
+            live[0] = False
+        # batch statistics during recalibration, running (whole-set) ones after: close, not equal
+        assert torch.allclose(mean[live], target_mean[live], atol=0.05 + 0.05 * float(target_var.sqrt().max())), k
+        assert torch.allclose(var[live].sqrt(), target_var[live].sqrt(), rtol=0.1, atol=0.05), k
+    for s in sites:
+        assert torch.equal(module.parameter(s.weight) == 0, zeros[s.weight])
+    assert float(module.parameter(sites[2].bias)[0].detach()) == pytest.approx(dead_bias, abs=1e-6)
+
+
+def test_recalibrate_bn_in_a_run_reports_both_moments(folded, tmp_path):
+    """--recalibrate-bn: the hard-pruned metrics are reported as they were, the recalibrated ones
+    beside them; at 80% the recalibrated network is closer to the dense model's outputs."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((128, 1, 28, 28)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x)  # no labels: distillation, whose loss says how far from the dense model
+    common = dict(method="magnitude", sparsity=0.8, epochs=0, retrain_epochs=0, data=str(tmp_path / "d.npz"),
+                  batch_size=16, progress=False, stages=("load", "data", "plan", "prune", "verify", "export", "report"))
+    lines: list[str] = []
+    plain = compress(folded, output=tmp_path / "a", log=lambda m: None, **common)
+    report = compress(folded, output=tmp_path / "b", log=lines.append, recalibrate_bn=True, **common)
+    assert any("BatchNorm recalibrated after pruning: 15 folded conv(s)" in line for line in lines), lines
+    after = report["after_pruning"]
+    assert after["metrics"] == plain["after_pruning"]["metrics"]  # the plain hard-pruned figure is unchanged
+    assert "recalibrated" not in plain["after_pruning"]
+    assert after["recalibrated"]["relative_l2"] < 0.8 * after["metrics"]["relative_l2"]
+    assert report["metrics"]["compressed"]["relative_l2"] == pytest.approx(after["recalibrated"]["relative_l2"], rel=1e-4)
+    assert report["export_parity"] < 1e-4
+    markdown = (tmp_path / "b" / "report.md").read_text()
+    assert "BatchNorm recalibration" in markdown

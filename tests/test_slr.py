@@ -144,6 +144,24 @@ def test_run_structure_exact_sparsity_and_no_revival(tmp_path, method):
         assert np.count_nonzero(array) == array.size - round(0.9 * array.size), layer["name"]
 
 
+def test_a_growing_rho_keeps_the_multipliers_and_pulls_w_onto_z(tmp_path):
+    from compressor.methods.lagrangian import PenaltyHooks
+
+    hooks = PenaltyHooks(ctx=None, state={"U": {"w": torch.tensor([1.0, -2.0])}}, rho=0.1, epochs=3)
+    hooks.grow_rho(0.4)
+    assert hooks.rho == 0.4
+    assert torch.allclose(0.4 * hooks.state["U"]["w"], 0.1 * torch.tensor([1.0, -2.0]))  # Lambda = rho U unchanged
+
+    common = dict(method="admm", sparsity=0.9, epochs=3, retrain_epochs=0, limit=400, keep_ends_dense=False, **QUIET)
+    fixed = compress(EXAMPLE, output=tmp_path / "fixed", **common)
+    growing = compress(EXAMPLE, output=tmp_path / "growing", rho_growth=10.0, **common)
+    assert [r.get("rho") for r in growing["trace"]] == [pytest.approx(1.0), pytest.approx(10.0), None]
+    assert growing["trace"][-1]["w_minus_z"] < 0.8 * fixed["trace"][-1]["w_minus_z"]
+    assert growing["hard_pruned_metrics"]["accuracy"] >= fixed["hard_pruned_metrics"]["accuracy"]
+    with pytest.raises(Exception, match="--rho-growth must be 1"):
+        compress(EXAMPLE, output=tmp_path / "bad", rho_growth=0.5, **common)
+
+
 def test_magnitude_refuses_slr_options(tmp_path):
     from compressor.errors import ConfigError
 
@@ -158,8 +176,11 @@ class Crash(Exception):
 def test_slr_resumes_mid_phase_with_multipliers_and_step_size(tmp_path, monkeypatch):
     from compressor.methods import slr
 
-    options = dict(method="slr", sparsity=0.9, epochs=3, retrain_epochs=1, limit=400, keep_ends_dense=False, **QUIET)
+    # a progressive rho too: it lives in the method's state, so the resumed run continues it
+    options = dict(method="slr", sparsity=0.9, epochs=3, retrain_epochs=1, limit=400, keep_ends_dense=False,
+                   rho_growth=3.0, **QUIET)
     straight = compress(EXAMPLE, output=tmp_path / "straight", **options)
+    assert [r.get("rho") for r in straight["trace"]] == [pytest.approx(0.3), pytest.approx(0.9), None, None]
 
     original = slr.SLRHooks.block
 
@@ -176,6 +197,7 @@ def test_slr_resumes_mid_phase_with_multipliers_and_step_size(tmp_path, monkeypa
     resumed = compress(EXAMPLE, output=tmp_path / "resumed", resume=True, **options)
 
     assert [r.get("s") for r in resumed["trace"]] == [r.get("s") for r in straight["trace"]]
+    assert [r.get("rho") for r in resumed["trace"]] == [r.get("rho") for r in straight["trace"]]
     assert [r.get("k") for r in resumed["trace"]] == [r.get("k") for r in straight["trace"]]
     a = {i.name: numpy_helper.to_array(i) for i in onnx.load(straight["outputs"]["onnx"]).graph.initializer}
     b = {i.name: numpy_helper.to_array(i) for i in onnx.load(resumed["outputs"]["onnx"]).graph.initializer}

@@ -41,7 +41,7 @@ class ADMMPruning(LagrangianMethod):
 
 class ADMMHooks(PenaltyHooks):
     def __init__(self, method: ADMMPruning, ctx: PruneContext, state: dict):
-        super().__init__(ctx, state, method.config.rho, method.config.epochs)
+        super().__init__(ctx, state, method.config.rho, method.config.epochs, method.config.rho_growth)
         self.interval = method.config.admm_interval
 
     def block(self, weights, epoch):

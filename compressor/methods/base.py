@@ -85,6 +85,7 @@ class MetricsAfterPruning:
     stage: str  # "hard-pruned" | "one-shot" | a new method's own word
     metrics: dict[str, float] | None
     description: str  # "after hard pruning, before retraining"
+    recalibrated: dict[str, float] | None = None  # the same, after BatchNorm recalibration (--recalibrate-bn)
 
     @property
     def legacy_key(self) -> str:
@@ -92,7 +93,10 @@ class MetricsAfterPruning:
         return self.stage.replace("-", "_") + "_metrics"
 
     def to_dict(self) -> dict:
-        return {"stage": self.stage, "metrics": self.metrics, "description": self.description}
+        doc = {"stage": self.stage, "metrics": self.metrics, "description": self.description}
+        if self.recalibrated is not None:
+            doc["recalibrated"] = self.recalibrated
+        return doc
 
 
 @dataclass

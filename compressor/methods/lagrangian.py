@@ -63,6 +63,8 @@ class LagrangianMethod(Method):
         epochs: int = option(3, "Penalty-training epochs before hard pruning")
         retrain_epochs: int = option(3, "Masked retraining epochs after hard pruning")
         rho: float = option(0.1, "Penalty weight rho")
+        rho_growth: float = option(1.0, "Multiply rho by this after each epoch's multiplier block (1: fixed rho, "
+                                        "the paper's setting; above 1: a progressive rho that pulls W onto Z)")
         optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
 
         def __post_init__(self):
@@ -72,6 +74,8 @@ class LagrangianMethod(Method):
                 raise ConfigError(f"--retrain-epochs must be 0 or more, got {self.retrain_epochs}")
             if not self.rho > 0:
                 raise ConfigError(f"--rho must be positive, got {self.rho}")
+            if not self.rho_growth >= 1:
+                raise ConfigError(f"--rho-growth must be 1 (fixed) or more, got {self.rho_growth}")
 
     def run(self, ctx: PruneContext) -> MethodResult:
         session = ctx.session
@@ -79,14 +83,11 @@ class LagrangianMethod(Method):
         hooks = self.make_hooks(ctx, state)
         session.train(self.name, self.config.epochs, self.config.optimizer, masks=None, hooks=hooks)
 
-        def hard_prune():
-            masks = prune_to_plan(ctx.module, ctx.plan, ctx.pattern)
-            return {"masks": masks, "metrics": session.evaluate(ctx.module)}
-
-        pruned = session.once("hard_prune", hard_prune)
+        pruned = session.prune_once("hard_prune", lambda: {"masks": prune_to_plan(ctx.module, ctx.plan, ctx.pattern)})
         masks = MaskSet(pruned["masks"])
         session.train("retrain", self.config.retrain_epochs, self.config.optimizer, masks=masks)
-        return MethodResult(masks, MetricsAfterPruning("hard-pruned", pruned["metrics"], "after hard pruning, before retraining"))
+        return MethodResult(masks, MetricsAfterPruning("hard-pruned", pruned["metrics"], "after hard pruning, before retraining",
+                                                       pruned.get("recalibrated")))
 
     @abstractmethod
     def initial_state(self, ctx: PruneContext) -> dict: ...
@@ -98,8 +99,13 @@ class LagrangianMethod(Method):
 class PenaltyHooks(TrainingHooks):
     """Adds the proximal penalty to every W-step and runs the method's block after each epoch."""
 
-    def __init__(self, ctx: PruneContext, state: dict, rho: float, epochs: int):
-        self.ctx, self.state, self.rho, self.epochs = ctx, state, rho, epochs
+    def __init__(self, ctx: PruneContext, state: dict, rho: float, epochs: int, rho_growth: float = 1.0):
+        self.ctx, self.state, self.epochs, self.rho_growth = ctx, state, epochs, rho_growth
+        self.state.setdefault("rho", rho)  # in the state: a progressive rho resumes where it was
+
+    @property
+    def rho(self) -> float:
+        return self.state["rho"]
 
     def extra_loss(self, module):
         live = {name: module.parameter(name) for name in self.state["Z"]}
@@ -113,6 +119,9 @@ class PenaltyHooks(TrainingHooks):
         }
         if epoch < self.epochs:  # no block after the last W-step: hard pruning follows
             record.update(self.block(weights, epoch))
+            if self.rho_growth != 1.0:
+                self.grow_rho(self.rho * self.rho_growth)
+                record["rho"] = self.rho
         record.update({f"hard_prune_{k}": v for k, v in hard_prune_metrics(self.ctx).items()})
         return record
 
@@ -120,8 +129,13 @@ class PenaltyHooks(TrainingHooks):
         """The method's multiplier/Z update after a W-step; returns trace entries."""
         raise NotImplementedError
 
+    def grow_rho(self, rho: float) -> None:
+        """A new rho with the multipliers Lambda = rho U unchanged: the scaled U is rescaled."""
+        self.state["U"] = {n: u * (self.rho / rho) for n, u in self.state["U"].items()}
+        self.state["rho"] = rho
+
     def state_dict(self) -> dict:
         return self.state
 
     def load_state_dict(self, state: dict) -> None:
-        self.state = state
+        self.state = {"rho": self.state["rho"], **state}  # a checkpoint from before rho was kept there

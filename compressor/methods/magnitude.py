@@ -79,14 +79,11 @@ class MagnitudePruning(Method):
             return MethodResult(self._gradual(ctx))
         session = ctx.session
 
-        def prune_once():
-            masks = prune_to_plan(ctx.module, ctx.plan, ctx.pattern)
-            return {"masks": masks, "metrics": session.evaluate(ctx.module) if session.val_data is not None else None}
-
-        pruned = session.once("prune", prune_once)
+        pruned = session.prune_once("prune", lambda: {"masks": prune_to_plan(ctx.module, ctx.plan, ctx.pattern)})
         masks = MaskSet(pruned["masks"])
         session.train("finetune", self.training_epochs, self.config.optimizer, masks=masks)
-        return MethodResult(masks, MetricsAfterPruning("one-shot", pruned["metrics"], "after one-shot pruning, before fine-tuning"))
+        return MethodResult(masks, MetricsAfterPruning("one-shot", pruned["metrics"], "after one-shot pruning, before fine-tuning",
+                                                       pruned.get("recalibrated")))
 
     def _gradual(self, ctx: PruneContext) -> MaskSet:
         if not ctx.pattern.elementwise_magnitude:

@@ -149,12 +149,12 @@ class SLRPruning(LagrangianMethod):
 
 class SLRHooks(PenaltyHooks):
     def __init__(self, method: SLRPruning, ctx: PruneContext, state: dict):
-        super().__init__(ctx, state, method.config.rho, method.config.epochs)
+        super().__init__(ctx, state, method.config.rho, method.config.epochs, method.config.rho_growth)
         self.method = method
 
     def block(self, weights, epoch):
         config = self.method.config
         conditions = ConditionSet(self.ctx, self.state["condition_indices"])  # fixed when the run began
         outcome = slr_block(self.state, weights, conditions.loss(), lambda t: project(self.ctx, t),
-                            config.rho, config.slr_M, config.slr_r)
+                            self.rho, config.slr_M, config.slr_r)
         return {"s": self.state["s"], "k": self.state["k"], "c1_accepted": outcome["c1"], "c2_accepted": outcome["c2"]}

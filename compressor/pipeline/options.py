@@ -73,6 +73,7 @@ class TrainingOptions:
     batch_size: int = 64
     seed: int = 0
     reinsert_bn: bool = False  # train folded convs with BatchNorm put back (compressor/training/folded_batchnorm.py)
+    recalibrate_bn: bool = False  # re-estimate folded convs' BatchNorm statistics after hard pruning
 
 
 @dataclass
@@ -108,7 +109,7 @@ FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_
                         "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto",
                         "plan": "all", "plan_min_channels": TRT_SPARSE_MIN_CHANNELS, "plan_channel_multiple": 0,
                         "plan_min_params": NM_PLAN_MIN_PARAMS, "round_to": 8, "target_flops": None,
-                        "reinsert_bn": False}
+                        "reinsert_bn": False, "recalibrate_bn": False}
 
 
 @dataclass

@@ -51,6 +51,10 @@ def console_summary(report: Mapping) -> str:
         if fmt.is_number(value):  # what retraining started from: the cost of pruning itself
             rows.append(("", f"{fmt.metric_value(name, value, fractions)} {fmt.after_pruning_label(pruned)} "
                              f"({fmt.metric_delta(name, d, value, fractions)})"))
+        recalibrated = (pruned.get("recalibrated") or {}).get(name) if pruned else None
+        if fmt.is_number(recalibrated):
+            rows.append(("", f"{fmt.metric_value(name, recalibrated, fractions)} {fmt.RECALIBRATED_LABEL} "
+                             f"({fmt.metric_delta(name, d, recalibrated, fractions)})"))
 
     latency = report.get("latency_ms") or {}
     dense_p50 = (latency.get("dense") or {}).get("p50_ms")

@@ -88,6 +88,10 @@ def shared_metric_names(metrics: Mapping | None) -> list[str]:
     return names + [k for k, v in compressed.items() if k not in dense and is_number(v)]
 
 
+# report["after_pruning"]["recalibrated"]: the same moment after BatchNorm recalibration (--recalibrate-bn)
+RECALIBRATED_LABEL = "after pruning and BatchNorm recalibration, before retraining"
+
+
 def after_pruning(report: Mapping) -> dict | None:
     """``{"stage", "metrics"}``: the metrics right after pruning, before any retraining, from
     ``report["after_pruning"]`` or else the legacy keys; None when the report has neither."""

@@ -87,6 +87,11 @@ def _summary(report: Mapping) -> str:
                 d = dense_m.get(name)
                 rows.append((f"{name}, {label}", fmt.metric_value(name, d, fractions), fmt.metric_value(name, value, fractions),
                              fmt.metric_delta(name, d, value, fractions)))
+        for name, value in (pruned.get("recalibrated") or {}).items():
+            if fmt.is_number(value):
+                d = dense_m.get(name)
+                rows.append((f"{name}, {fmt.RECALIBRATED_LABEL}", fmt.metric_value(name, d, fractions),
+                             fmt.metric_value(name, value, fractions), fmt.metric_delta(name, d, value, fractions)))
 
     params = report.get("params") or {}
     if params:

@@ -91,6 +91,18 @@ class FoldedBatchNorm(nn.Module):
     def insert(self, batches: Iterable) -> None:
         """Measure each site's output statistics on `batches` (inputs, or (inputs, target) pairs),
         start every norm as the identity, and route the sites through their norms."""
+        statistics = self.measure(batches)
+        with torch.no_grad():
+            for i, (mean, var) in enumerate(statistics):
+                getattr(self, f"mean_{i}").copy_(mean)
+                getattr(self, f"var_{i}").copy_(var)
+                self.scale[i].copy_(torch.sqrt(var + self.eps))  # the identity, in inference and near it in training
+                self.shift[i].copy_(mean)
+        self._route(self._normalised)
+
+    def measure(self, batches: Iterable) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each site's per-channel output mean and variance over `batches`, the module run as it is
+        (in inference mode); the module is left unchanged."""
         sums = [None] * len(self.sites)
         originals = {s.label: self.module.step_function(s.label) for s in self.sites}
 
@@ -118,19 +130,79 @@ class FoldedBatchNorm(nn.Module):
                 self.module.replace_step_function(s.label, originals[s.label])
             self.module.train(was_training)
         if any(total is None for total in sums):
-            raise ValueError("FoldedBatchNorm.insert: no calibration batch reached every site")
+            raise ValueError("FoldedBatchNorm: no calibration batch reached every site")
+        statistics = []
+        for total in sums:
+            mean = total[0] / total[2]
+            statistics.append((mean.float(), (total[1] / total[2] - mean * mean).clamp_min(0.0).float()))
+        return statistics
+
+    def recalibrate(self, batches: Iterable, targets: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """BatchNorm recalibration for folded convs, after their weights changed (hard pruning).
+
+        In a network that kept its BatchNorm, re-estimating the running statistics on training data
+        brings every channel back to the distribution its scale and shift give it. Folded, the same
+        is: each site's output normalised by its own statistics (measured with batch statistics,
+        in order, so a site sees the sites before it already corrected, as recalibrating BN layers
+        does), then given the mean and variance `targets` (measured on the network before the
+        change, `measure`), and folded. A channel the change left constant (a pruned channel) is
+        left as it is: no scale can restore it, and its bias stays the pruning's."""
         with torch.no_grad():
-            for i, total in enumerate(sums):
-                mean = total[0] / total[2]
-                var = (total[1] / total[2] - mean * mean).clamp_min(0.0).float()
-                mean = mean.float()
-                getattr(self, f"mean_{i}").copy_(mean)
-                getattr(self, f"var_{i}").copy_(var)
-                self.scale[i].copy_(torch.sqrt(var + self.eps))  # the identity, in inference and near it in training
+            for i, (mean, var) in enumerate(targets):
+                getattr(self, f"mean_{i}").zero_()
+                getattr(self, f"var_{i}").fill_(1.0)
+                self.scale[i].copy_(torch.sqrt(var + self.eps))
                 self.shift[i].copy_(mean)
+        self._route(self._recalibrating)
+        was_training = self.module.training
+        self.module.eval()  # the graph's own BatchNormalization nodes and dropout as in inference
+        reached = False
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
+                    self.module(inputs)
+                    reached = True
+        except BaseException:
+            self._unroute()
+            raise
+        finally:
+            self.module.train(was_training)
+        if not reached:
+            self._unroute()
+            raise ValueError("FoldedBatchNorm.recalibrate: no batch to recalibrate on")
+        with torch.no_grad():
+            for i in range(len(self.sites)):
+                dead = getattr(self, f"var_{i}") <= self.eps * 1e-3  # constant output: the identity there
+                mean, var = getattr(self, f"mean_{i}"), getattr(self, f"var_{i}")
+                self.scale[i].copy_(torch.where(dead, torch.sqrt(var + self.eps), self.scale[i]))
+                self.shift[i].copy_(torch.where(dead, mean, self.shift[i]))
+        self.fold()
+
+    def _route(self, wrapper) -> None:
+        originals = {s.label: self.module.step_function(s.label) for s in self.sites}
         self._originals = originals
         for i, s in enumerate(self.sites):
-            self.module.replace_step_function(s.label, self._normalised(i, originals[s.label]))
+            self.module.replace_step_function(s.label, wrapper(i, originals[s.label]))
+
+    def _unroute(self) -> None:
+        for s in self.sites:
+            self.module.replace_step_function(s.label, self._originals[s.label])
+        self._originals = {}
+
+    def _recalibrating(self, i: int, fn):
+        seen = [0]
+
+        def run(*args):
+            out = fn(*args)
+            z = out[0] if isinstance(out, (tuple, list)) else out
+            seen[0] += 1  # momentum 1/n: the running statistics are the plain average over the batches
+            normalised = F.batch_norm(z, getattr(self, f"mean_{i}"), getattr(self, f"var_{i}"), self.scale[i],
+                                      self.shift[i], training=True, momentum=1.0 / seen[0], eps=self.eps)
+            # a constant channel passes unchanged, as the fold will leave it
+            constant = z.var(dim=[0, *range(2, z.dim())], unbiased=False) <= self.eps * 1e-3
+            return torch.where(constant.reshape(1, -1, *([1] * (z.dim() - 2))), z, normalised)
+        return run
 
     def _normalised(self, i: int, fn):
         def run(*args):
@@ -150,6 +222,4 @@ class FoldedBatchNorm(nn.Module):
                 weight, bias = self.module.parameter(s.weight), self.module.parameter(s.bias)
                 weight.mul_(factor.to(weight.dtype).reshape(-1, *([1] * (weight.dim() - 1))))
                 bias.copy_(((bias - getattr(self, f"mean_{i}")) * factor + self.shift[i]).to(bias.dtype))
-        for s in self.sites:
-            self.module.replace_step_function(s.label, self._originals[s.label])
-        self._originals = {}
+        self._unroute()

@@ -47,6 +47,7 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int | None = None  # None: max(batch_size, 256)
     folded_batchnorm: bool = False  # train folded convs with BatchNorm put back (training/folded_batchnorm.py)
+    recalibrate_batchnorm: bool = False  # after hard pruning, folded convs' statistics re-estimated (Session.prune_once)
 
 
 def samples_in(x) -> int:

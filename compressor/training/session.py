@@ -25,6 +25,10 @@ from .masks import MaskSet
 from .optim import OptimizerConfig, build_optimizer
 
 FOLDED_BN_CALIBRATION_BATCHES = 4  # batches measuring a folded conv's output statistics each epoch
+# batches re-estimating BatchNorm statistics after hard pruning (--recalibrate-bn); at batch 16, 512
+# samples: forward passes only, a small fraction of an epoch
+RECALIBRATION_BATCHES = 32
+RECALIBRATION_STEP = 1_000_000  # the loader seed's phase index for those batches: never a training phase's
 
 
 class Session:
@@ -133,6 +137,28 @@ class Session:
         self._save(position=(index + 1, 0))
         return [r for r in self.trace if r["phase"] == name]
 
+    def prune_once(self, name: str, prune: Callable[[], dict]) -> dict:
+        """A one-off pruning step (`once(name)`): `prune()` changes the weights and returns its
+        masks; the result adds the metrics right after it ("metrics", None without validation
+        data) and, with `recalibrate_batchnorm`, the metrics after BatchNorm recalibration
+        ("recalibrated"), the weights left recalibrated. Both are kept, so the cost of pruning
+        itself and what the cheap recalibration gives back are reported apart."""
+
+        def step():
+            recalibration = self._recalibration_targets()  # measured on the weights before pruning
+            result = {**prune()}
+            has_val = self.val_data is not None and len(self.val_data) > 0
+            result["metrics"] = self.evaluate(self.module) if has_val else None
+            if recalibration is not None:
+                norms, batches, targets = recalibration
+                norms.recalibrate(batches(), targets)
+                self.log(f"BatchNorm recalibrated after pruning: {len(norms.sites)} folded conv(s), "
+                         f"{RECALIBRATION_BATCHES} batches")
+                result["recalibrated"] = self.evaluate(self.module) if has_val else None
+            return result
+
+        return self.once(name, step)
+
     def evaluate(self, model) -> dict[str, float]:
         loader = torch.utils.data.DataLoader(self.val_data, batch_size=self.config.eval_batch_size or max(self.config.batch_size, 256))
         return evaluate(model, loader, self.objective, self.teacher)
@@ -147,6 +173,23 @@ class Session:
             return None
         self.log(f"training with BatchNorm put back into {len(sites)} folded conv(s), folded again after each epoch")
         return FoldedBatchNorm(self.module, sites)
+
+    def _recalibration_targets(self):
+        """(norms, batches, per-site output statistics now) for `prune_once`, or None when not asked
+        for or when the module has no folded conv."""
+        if not self.config.recalibrate_batchnorm or not hasattr(self.module, "step_function"):
+            return None
+        sites = find_sites(self.module)
+        if not sites:
+            self.log("--recalibrate-bn: no folded conv whose statistics could be recalibrated; skipped")
+            return None
+
+        def batches():  # the same fixed batches for measuring and recalibrating
+            loader = loader_for_epoch(self.train_data, self.config.batch_size, self.config.seed, RECALIBRATION_STEP, 0)
+            return itertools.islice(loader, RECALIBRATION_BATCHES)
+
+        norms = FoldedBatchNorm(self.module, sites)
+        return norms, batches, norms.measure(batches())
 
     def _next(self) -> int:
         index = self._index
