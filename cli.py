@@ -293,6 +293,9 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.option("--reinsert-bn", is_flag=True,
               help="Train convs whose BatchNorm the exporter folded with a BatchNorm put back for each epoch and "
                    "folded again after it (Adam at 1e-3 is too coarse for unnormalised folded weights).")
+@click.option("--distill-weight", type=float, default=0.0, show_default=True,
+              help="With labels, also learn from the dense model: the task's loss plus this times its distillation "
+                   "loss (the dense model's outputs as soft targets). 0: labels only.")
 @click.option("--recalibrate-bn", is_flag=True,
               help="After hard pruning, re-estimate the statistics of convs whose BatchNorm the exporter folded, on "
                    "training batches, before retraining; the report shows the metrics before and after it.")

@@ -314,3 +314,47 @@ def test_mirroring_a_batch_twice_gives_back_its_labels():
     _, mirrored_det = mirrored(torch.zeros(1, 3, 64, 64), det, None, torch.tensor([True]))
     assert mirrored_det["boxes"][0, 0].tolist() == [64 - boxes[0, 0, 2].item(), boxes[0, 0, 1].item(),
                                                     64 - boxes[0, 0, 0].item(), boxes[0, 0, 3].item()]
+
+
+# ---- labels and the dense model together (--distill-weight) ----------------------------------
+def test_teacher_assisted_loss_is_the_labels_plus_the_weighted_distillation_and_metrics_stay_supervised():
+    from compressor.objectives.teacher_assisted import TeacherAssisted
+
+    out, labels = _perfect_detections()
+    fmt = output_format([tuple(out.shape)])
+    inputs = TaskInputs(True, None, ["out"], [tuple(out.shape)], (1, 3, 64, 64))
+    task = choose_task("detection", inputs)
+    teacher = task.teacher_objective(inputs)
+    assert isinstance(teacher, DetectionDistillation)  # a label-free task distils its own way
+    supervised = DetectionObjective(fmt, (64, 64))
+    blended = TeacherAssisted(supervised, teacher, 0.5)
+    student = out.clone()
+    student[..., :4] += 3.0
+    expected = float(supervised.loss(student, labels)) + 0.5 * float(teacher.loss(student, None, out))
+    assert float(blended.loss(student, labels, out)) == pytest.approx(expected, rel=1e-6)
+    assert float(teacher.loss(student, None, out)) > 0.01  # the distillation term is not zero here
+    assert blended.needs_teacher and not blended.metrics_need_teacher
+    assert blended.primary_metric == "map50_95" and blended.metric_specs() == supervised.metric_specs()
+    acc = blended.new_accumulator()
+    blended.accumulate(acc, out, labels, None)  # evaluation: no teacher
+    assert blended.finalize(acc)["map50_95"] == pytest.approx(1.0)
+    # a classifier's task has no distillation of its own: the generic one (KL on the logits)
+    classifier = choose_task("classification", TaskInputs(True, 10, ["logits"], [(10,)], (1, 1, 28, 28)))
+    assert classifier.teacher_objective(TaskInputs(True, 10, ["logits"], [(10,)])).name == "distillation"
+    with pytest.raises(ValueError):
+        TeacherAssisted(teacher, supervised, 1.0)  # the first must be the labelled one
+
+
+def test_distill_weight_in_a_run(tmp_path):
+    from pathlib import Path
+
+    from compressor import compress
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "lenet5_digits.onnx"
+    quiet = dict(progress=False, log=lambda m: None, method="magnitude", sparsity=0.9, epochs=1, limit=400,
+                 stages=("load", "data", "plan", "prune", "verify", "export", "report"))
+    report = compress(example, output=tmp_path / "a", distill_weight=1.0, **quiet)
+    assert any("1 x distillation from the dense model" in note for note in report["notes"])
+    assert report["metrics"]["primary"] == "accuracy" and report["metrics"]["compressed"]["accuracy"] > 0.5
+    with pytest.raises(ConfigError, match="--distill-weight must be 0 or more"):
+        compress(example, output=tmp_path / "b", distill_weight=-1.0, **quiet)

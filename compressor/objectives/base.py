@@ -73,7 +73,8 @@ def evaluate(model, loader, objective: Objective, teacher=None) -> dict[str, flo
         for batch in loader:
             x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
             outputs = model(x)
-            teacher_outputs = teacher(x) if objective.needs_teacher else None
+            # an objective that trains against the teacher may measure without it (TeacherAssisted)
+            teacher_outputs = teacher(x) if getattr(objective, "metrics_need_teacher", objective.needs_teacher) else None
             objective.accumulate(acc, outputs, labels, teacher_outputs)
     model.train(was_training)
     return objective.finalize(acc)

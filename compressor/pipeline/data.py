@@ -13,6 +13,7 @@ from ..data import load_model_data, random_model_data, split_indices
 from ..data.dataset import example_batch
 from ..errors import DataError
 from ..metadata import METADATA_PREFIX
+from ..objectives.teacher_assisted import TeacherAssisted
 from ..tasks import TASK_METADATA_KEY, TASKS, DataRequest, TaskInputs, choose_task, resolve_task_name, task_for_data
 from .state import Prepared, RunState
 from .stages import register_stage
@@ -77,6 +78,13 @@ def prepare_data(state: RunState) -> Prepared:
     if objective.kind == "fidelity" and loaded.data_spec is not None:
         state.notes.append(("The data has no labels: " if not labelled else f"Task {task.name}: ")
                            + "the dense model teaches the pruned one (distillation); metrics are fidelity to it.")
+    weight = state.options.training.distill_weight
+    if weight and objective.kind == "task":
+        objective = TeacherAssisted(objective, task.teacher_objective(inputs), weight)
+        state.notes.append(f"Training loss: the labels' plus {weight:g} x distillation from the dense model "
+                           f"({objective.distillation.name}); metrics against the labels.")
+    elif weight:
+        state.notes.append("--distill-weight is not used: without labels the run already learns from the dense model alone.")
     return Prepared(train_data, val_data, labelled, info, task, objective, split)
 
 

@@ -74,6 +74,7 @@ class TrainingOptions:
     seed: int = 0
     reinsert_bn: bool = False  # train folded convs with BatchNorm put back (compressor/training/folded_batchnorm.py)
     recalibrate_bn: bool = False  # re-estimate folded convs' BatchNorm statistics after hard pruning
+    distill_weight: float = 0.0  # with labels: add this times the task's distillation loss (objectives/teacher_assisted.py)
 
 
 @dataclass
@@ -109,7 +110,8 @@ FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_
                         "sensitivity_samples": 8, "error_budget": None, "random_samples": 64, "task": "auto",
                         "plan": "all", "plan_min_channels": TRT_SPARSE_MIN_CHANNELS, "plan_channel_multiple": 0,
                         "plan_min_params": NM_PLAN_MIN_PARAMS, "round_to": 8, "target_flops": None,
-                        "reinsert_bn": False, "recalibrate_bn": False}
+                        "reinsert_bn": False, "recalibrate_bn": False,
+                        "distill_weight": 0.0}
 
 
 @dataclass
@@ -162,6 +164,8 @@ class CompressOptions:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {source.val_fraction}")
         if training.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {training.batch_size}")
+        if not training.distill_weight >= 0:
+            raise ConfigError(f"--distill-weight must be 0 or more, got {training.distill_weight}")
         epochs = self.method_options.get("epochs")
         if isinstance(epochs, int) and epochs < 0:
             raise ConfigError(f"--epochs must be 0 or more, got {epochs}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError, DataError
 from ..objectives import Objective
@@ -72,6 +72,15 @@ class Task(ABC):
     @abstractmethod
     def objective(self, inputs: TaskInputs) -> Objective:
         """The objective for this model and data; a DataError when they do not fit the task."""
+
+    def teacher_objective(self, inputs: TaskInputs) -> Objective:
+        """What the pruned model learns from the dense one beside the labels (--distill-weight): a
+        label-free task's own distillation, else the generic one (KL on logits, MSE otherwise)."""
+        if self.label_free:
+            return self.objective(replace(inputs, labelled=False))
+        from ..objectives.distillation import DistillationObjective
+
+        return DistillationObjective(classifier=inputs.num_classes is not None, output_names=inputs.output_names)
 
     def read_data(self, request: DataRequest):
         """A `LoadedDataset` for one of `data_prefixes` (only called for those)."""
