@@ -118,8 +118,9 @@ class Interrupt(Exception):
 
 
 def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(folded, tmp_path, monkeypatch):
-    """Between epochs the module is the plain folded graph, so the checkpoint is too; a resumed epoch
-    re-inserts the norms from the same calibration batches and ends where the uninterrupted run did."""
+    """The norms put back live for the whole run; the checkpoint holds the unfolded weights and the
+    norms' state, so a resumed run goes on with the same norms and, folded at the end (`close`),
+    ends with the weights of the uninterrupted run."""
     from torch.utils.data import TensorDataset
 
     from compressor.objectives import ClassificationObjective
@@ -136,6 +137,9 @@ def test_a_resumed_phase_ends_with_the_weights_of_an_uninterrupted_one(folded, t
         masks = MaskSet({weight: torch.rand(module.parameter(weight).shape, generator=torch.Generator().manual_seed(0)) > 0.5})
         session = Session(module, ClassificationObjective(), data, data, config=config, checkpoint=checkpoint, resume=resume)
         session.train("finetune", 3, OptimizerConfig(name="adam", lr=1e-3), masks=masks)
+        assert session.norms is not None and session.norms.inserted
+        session.close()
+        assert session.norms is None
         return module, session, masks
 
     reference, session, masks = run()
@@ -230,7 +234,7 @@ def test_recalibrate_bn_in_a_run_reports_both_moments(folded, tmp_path):
     lines: list[str] = []
     plain = compress(folded, output=tmp_path / "a", log=lambda m: None, **common)
     report = compress(folded, output=tmp_path / "b", log=lines.append, recalibrate_bn=True, **common)
-    assert any("BatchNorm recalibrated after pruning: 15 folded conv(s)" in line for line in lines), lines
+    assert any("BatchNorm recalibrated after pruning: 15 conv(s)" in line for line in lines), lines
     after = report["after_pruning"]
     assert after["metrics"] == plain["after_pruning"]["metrics"]  # the plain hard-pruned figure is unchanged
     assert "recalibrated" not in plain["after_pruning"]
@@ -239,3 +243,21 @@ def test_recalibrate_bn_in_a_run_reports_both_moments(folded, tmp_path):
     assert report["export_parity"] < 1e-4
     markdown = (tmp_path / "b" / "report.md").read_text()
     assert "BatchNorm recalibration" in markdown
+
+
+def test_slr_trains_the_normalised_network_throughout_and_exports_the_plain_graph(folded, tmp_path):
+    """--reinsert-bn with a penalty method: the norms stay in through the penalty phase, hard pruning
+    (recalibrated: their running statistics re-estimated) and retraining, and are folded once at
+    the end; exact sparsity, the export matches the module, and the report has both moments."""
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((96, 1, 28, 28)).astype(np.float32), y=rng.integers(0, 10, 96))
+    lines: list[str] = []
+    report = compress(folded, output=tmp_path / "s", log=lines.append, method="slr", sparsity=0.7, epochs=2,
+                      retrain_epochs=1, rho_growth=4.0, data=str(tmp_path / "d.npz"), keep_ends_dense=False,
+                      reinsert_bn=True, recalibrate_bn=True, batch_size=32, progress=False,
+                      stages=("load", "data", "plan", "prune", "verify", "export", "report"))
+    assert sum("BatchNorm put back into 15 folded conv(s)" in line for line in lines) == 1, lines  # once per run
+    assert any("BatchNorm recalibrated after pruning: 15 conv(s)" in line for line in lines), lines
+    assert "recalibrated" in report["after_pruning"]
+    assert report["export_parity"] < 1e-4
+    assert abs(report["sparsity"] - 0.7) < 0.01

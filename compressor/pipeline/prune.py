@@ -32,7 +32,12 @@ def prune(state: RunState) -> Pruned:
     ctx = PruneContext(module=loaded.module, plan=planned.plan, pattern=planned.pattern, session=session, log=state.log,
                        input_shape=loaded.inputs[0][1], source=state.path,
                        runtime=get_runtime(measure.runtime, threads=pinned_threads(), options=measure.runtime_options))
-    result = state.timed("method_s", lambda: loaded.method.run(ctx))
+    def run_method():
+        result = loaded.method.run(ctx)
+        session.close()  # BatchNorm put back for the run (--reinsert-bn) is folded in: the plain graph again
+        return result
+
+    result = state.timed("method_s", run_method)
     result.masks.apply(loaded.module)
     plan = planned.plan
     if loaded.method.finds_own_sparsity:  # the searched per-layer sparsity is what the report calls the target

@@ -6,14 +6,19 @@ Adam's steps have one size whatever a filter's scale: fine-tuning the folded res
 bench/channel_pruning.py at 50% of its multiply-adds, Adam at 1e-3 left it at 80.0% (dense 98.0%),
 1e-4 at 96.3%, while Torch-Pruning, which keeps BatchNorm, fine-tunes the same network at 1e-3.
 
-`FoldedBatchNorm` gives such a Conv a per-channel BatchNorm for one epoch at a time:
+`FoldedBatchNorm` gives such a Conv a per-channel BatchNorm for one training phase:
 - `insert`: the running mean and variance of the Conv's output are measured on calibration
   batches, and the norm starts as the identity (scale sqrt(var + eps), shift mean), so the first
-  step sees the same function, now with batch statistics and a learnable scale and shift;
-- `fold`: at the epoch's end the norm (its running statistics, as in inference) is folded back
-  into the Conv's weight and bias, and the Conv's own function restored. Between epochs the module
-  is the plain graph: that is what is evaluated, checkpointed (a resumed run re-inserts the same
-  way) and exported.
+  step sees the same function, now with batch statistics and a learnable scale and shift. In
+  inference mode the inserted norm uses its running statistics: evaluating the module then is
+  evaluating the network the fold will give. Its state (scale, shift, statistics) is checkpointed
+  beside the weights, so a resumed phase goes on with the same norms;
+- `reestimate`: precise running statistics, averaged over many batches, before folding;
+- `fold`: at the phase's end the norm is folded back into the Conv's weight and bias, and the
+  Conv's own function restored: what is exported is always the plain graph. (Folding after every
+  epoch, as this once did, froze the running statistics' noise into the weights each time.)
+- `recalibrate`: after hard pruning, each channel given back the statistics it had before
+  (`--recalibrate-bn`), as recalibrating a BatchNorm layer does.
 Zeros stay zeros (a row is scaled, never filled), so masks and pruned channels are kept.
 
 Sites: Conv nodes whose weight is prunable and whose bias is a trainable initializer, whose
@@ -68,6 +73,9 @@ def find_sites(module) -> list[Site]:
         weight, info = by_label[label]
         sites.append(Site(label, weight, node.input[2], int(info.shape[info.output_axis])))
     return sites
+
+
+CONSTANT_VARIANCE = 1e-8  # a channel whose output varies less than this is constant (a pruned channel)
 
 
 class FoldedBatchNorm(nn.Module):
@@ -142,18 +150,41 @@ class FoldedBatchNorm(nn.Module):
 
         In a network that kept its BatchNorm, re-estimating the running statistics on training data
         brings every channel back to the distribution its scale and shift give it. Folded, the same
-        is: each site's output normalised by its own statistics (measured with batch statistics,
-        in order, so a site sees the sites before it already corrected, as recalibrating BN layers
-        does), then given the mean and variance `targets` (measured on the network before the
-        change, `measure`), and folded. A channel the change left constant (a pruned channel) is
-        left as it is: no scale can restore it, and its bias stays the pruning's."""
+        is: each site's output normalised by its own statistics, then given the mean and variance
+        `targets` (measured on the network before the change, `measure`), and folded. A channel the
+        change left constant (a pruned channel) is left as it is: no scale can restore it, and its
+        bias stays the pruning's. The norms must not be inserted."""
+        if self.inserted:
+            raise ValueError("FoldedBatchNorm.recalibrate: fold the inserted norms first")
         with torch.no_grad():
             for i, (mean, var) in enumerate(targets):
-                getattr(self, f"mean_{i}").zero_()
-                getattr(self, f"var_{i}").fill_(1.0)
                 self.scale[i].copy_(torch.sqrt(var + self.eps))
                 self.shift[i].copy_(mean)
-        self._route(self._recalibrating)
+        self._route(self._normalised)
+        self.reestimate(batches, constant_channels_unchanged=True)
+        with torch.no_grad():
+            for i in range(len(self.sites)):
+                dead = getattr(self, f"var_{i}") <= CONSTANT_VARIANCE  # the identity there
+                mean, var = getattr(self, f"mean_{i}"), getattr(self, f"var_{i}")
+                self.scale[i].copy_(torch.where(dead, torch.sqrt(var + self.eps), self.scale[i]))
+                self.shift[i].copy_(torch.where(dead, mean, self.shift[i]))
+        self.fold()
+
+    def reestimate(self, batches: Iterable, *, constant_channels_unchanged: bool = False) -> None:
+        """Precise running statistics for the inserted norms: the plain average over `batches` of
+        each site's batch statistics, every site normalised by its batch statistics as it would be
+        in training (in order, so a site sees the sites before it already normalised), scale and
+        shift kept. The running averages training keeps (momentum 0.1) follow the last few dozen
+        batches; folded, their noise would become part of the weights."""
+        if not self.inserted:
+            raise ValueError("FoldedBatchNorm.reestimate: the norms are not inserted")
+        originals = self._originals
+        with torch.no_grad():
+            for i in range(len(self.sites)):
+                getattr(self, f"mean_{i}").zero_()
+                getattr(self, f"var_{i}").fill_(1.0)
+        for i, s in enumerate(self.sites):
+            self.module.replace_step_function(s.label, self._averaging(i, originals[s.label], constant_channels_unchanged))
         was_training = self.module.training
         self.module.eval()  # the graph's own BatchNormalization nodes and dropout as in inference
         reached = False
@@ -163,24 +194,14 @@ class FoldedBatchNorm(nn.Module):
                     inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
                     self.module(inputs)
                     reached = True
-        except BaseException:
-            self._unroute()
-            raise
         finally:
             self.module.train(was_training)
+            self._route(self._normalised, originals)
         if not reached:
-            self._unroute()
-            raise ValueError("FoldedBatchNorm.recalibrate: no batch to recalibrate on")
-        with torch.no_grad():
-            for i in range(len(self.sites)):
-                dead = getattr(self, f"var_{i}") <= self.eps * 1e-3  # constant output: the identity there
-                mean, var = getattr(self, f"mean_{i}"), getattr(self, f"var_{i}")
-                self.scale[i].copy_(torch.where(dead, torch.sqrt(var + self.eps), self.scale[i]))
-                self.shift[i].copy_(torch.where(dead, mean, self.shift[i]))
-        self.fold()
+            raise ValueError("FoldedBatchNorm.reestimate: no batch to measure on")
 
-    def _route(self, wrapper) -> None:
-        originals = {s.label: self.module.step_function(s.label) for s in self.sites}
+    def _route(self, wrapper, originals: dict | None = None) -> None:
+        originals = originals or {s.label: self.module.step_function(s.label) for s in self.sites}
         self._originals = originals
         for i, s in enumerate(self.sites):
             self.module.replace_step_function(s.label, wrapper(i, originals[s.label]))
@@ -190,7 +211,7 @@ class FoldedBatchNorm(nn.Module):
             self.module.replace_step_function(s.label, self._originals[s.label])
         self._originals = {}
 
-    def _recalibrating(self, i: int, fn):
+    def _averaging(self, i: int, fn, constant_unchanged: bool):
         seen = [0]
 
         def run(*args):
@@ -199,8 +220,10 @@ class FoldedBatchNorm(nn.Module):
             seen[0] += 1  # momentum 1/n: the running statistics are the plain average over the batches
             normalised = F.batch_norm(z, getattr(self, f"mean_{i}"), getattr(self, f"var_{i}"), self.scale[i],
                                       self.shift[i], training=True, momentum=1.0 / seen[0], eps=self.eps)
-            # a constant channel passes unchanged, as the fold will leave it
-            constant = z.var(dim=[0, *range(2, z.dim())], unbiased=False) <= self.eps * 1e-3
+            if not constant_unchanged:
+                return normalised
+            # a constant channel passes unchanged, as the recalibrating fold will leave it
+            constant = z.var(dim=[0, *range(2, z.dim())], unbiased=False) <= CONSTANT_VARIANCE
             return torch.where(constant.reshape(1, -1, *([1] * (z.dim() - 2))), z, normalised)
         return run
 
