@@ -293,6 +293,9 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.option("--reinsert-bn", is_flag=True,
               help="Train convs whose BatchNorm the exporter folded with a BatchNorm put back for each epoch and "
                    "folded again after it (Adam at 1e-3 is too coarse for unnormalised folded weights).")
+@click.option("--augment/--no-augment", default=True, show_default=True,
+              help="Train with the task's own augmentation where it has one (lane and detection: left-right "
+                   "mirroring, labels mirrored with the image).")
 @click.option("--distill-weight", type=float, default=0.0, show_default=True,
               help="With labels, also learn from the dense model: the task's loss plus this times its distillation "
                    "loss (the dense model's outputs as soft targets). 0: labels only.")

@@ -97,6 +97,12 @@ def test_a_detector_compresses_on_coco_data_with_pycocotools_map(yolo_file, shap
     assert report["task"] == "detection" and report["metrics"]["primary"] == "map50_95"
     assert set(report["metrics"]["compressed"]) >= {"map50_95", "map50"}
     assert report["slim"]["parity"]["max_relative_error"] < 1e-4
+    assert any("Training augmentation: the detection task's own (mirroring" in n for n in report["notes"])
+    plain = compress(yolo_file, method="magnitude", pattern="channel", target_flops=0.5, data=f"coco:{shapes}", epochs=0,
+                     retrain_epochs=1, batch_size=4, output=tmp_path / "plain", augment=False, **QUIET)
+    assert not any("Training augmentation" in n for n in plain["notes"])
+    # the same run but for the mirrored half-batches: the trained weights differ
+    assert plain["trace"][-1]["train_loss"] != report["trace"][-1]["train_loss"]
 
 
 def _with_nms(path, out_path) -> str:

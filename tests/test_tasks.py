@@ -294,26 +294,40 @@ def test_detection_distillation_reads_an_ultralytics_layout_and_agrees_with_itse
 
 
 def test_mirroring_a_batch_twice_gives_back_its_labels():
-    from deploy.zoo.task_models import mirrored
+    from compressor.tasks.mirroring import Mirroring, lane_mirror, mirror_boxes, width_axis
 
     geometry = LaneGeometry(griding_num=100, row_anchors=TUSIMPLE_ROW_ANCHORS, num_lanes=4)
     n = len(TUSIMPLE_ROW_ANCHORS)
     labels = _lane_batch(geometry, [[[200 + 3 * k for k in range(n)], [-2] * 10 + [900] * (n - 10)]])
-    objective = LaneObjective(geometry)
+    always = torch.Generator().manual_seed(0)
+    mirror = Mirroring(width_axis=-1, mirror_labels=lane_mirror(geometry), probability=1.0)
     x = torch.arange(12.0).reshape(1, 1, 3, 4)
-    once_x, once = mirrored(x, labels, objective, torch.tensor([True]))
+    once_x, once = mirror(x, labels, always)
     assert once_x[0, 0, 0].tolist() == [3.0, 2.0, 1.0, 0.0]
     # the right lane (x 900 -> 379) is now the left one, in slot 0
     assert once["cls"][0, 20, 0] == int(379 / (1280 / 99)) and once["cls"][0, 0, 0] == 100
     # the mirrored frame's labels, left to right
     flipped_lanes = {**once, "lanes": torch.where(labels["lanes"] >= 0, 1279 - labels["lanes"], labels["lanes"]).flip(1)}
-    twice_x, twice = mirrored(once_x, flipped_lanes, objective, torch.tensor([True]))
+    twice_x, twice = mirror(once_x, flipped_lanes, always)
     assert torch.equal(twice_x, x) and torch.equal(twice["cls"], labels["cls"])
     out, det = _perfect_detections()
     boxes = det["boxes"].clone()
-    _, mirrored_det = mirrored(torch.zeros(1, 3, 64, 64), det, None, torch.tensor([True]))
+    _, mirrored_det = Mirroring(-1, mirror_boxes, probability=1.0)(torch.zeros(1, 3, 64, 64), det, always)
     assert mirrored_det["boxes"][0, 0].tolist() == [64 - boxes[0, 0, 2].item(), boxes[0, 0, 1].item(),
                                                     64 - boxes[0, 0, 0].item(), boxes[0, 0, 3].item()]
+    assert torch.equal(det["boxes"], boxes)  # the batch given is not modified
+    # channels last: the width is the axis before the channels; a label-free batch flips images only
+    nhwc = torch.arange(24.0).reshape(1, 2, 4, 3)
+    assert width_axis((1, 2, 4, 3)) == -2 and width_axis((1, 3, 64, 64)) == -1
+    flipped, none = Mirroring(width_axis((1, 2, 4, 3)), mirror_boxes, probability=1.0)(nhwc, None, always)
+    assert none is None and torch.equal(flipped, nhwc.flip(-2))
+    # half of a large batch, drawn from the generator: the same draws for the same seed
+    big = torch.zeros(1000, 1, 2, 2)
+    big[:, :, :, 0] = 1.0
+    half = Mirroring(-1, mirror_boxes)
+    a, _ = half(big, None, torch.Generator().manual_seed(5))
+    b, _ = half(big, None, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and 400 < int((a[:, 0, 0, 1] == 1).sum()) < 600
 
 
 # ---- labels and the dense model together (--distill-weight) ----------------------------------

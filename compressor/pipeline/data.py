@@ -85,7 +85,11 @@ def prepare_data(state: RunState) -> Prepared:
                            f"({objective.distillation.name}); metrics against the labels.")
     elif weight:
         state.notes.append("--distill-weight is not used: without labels the run already learns from the dense model alone.")
-    return Prepared(train_data, val_data, labelled, info, task, objective, split)
+    augmentation = task.augmentation(inputs) if state.options.training.augment and train_data is not None else None
+    if augmentation is not None:
+        state.notes.append(f"Training augmentation: the {task.name} task's own ({type(augmentation).__name__.lower()}; "
+                           "--no-augment turns it off).")
+    return Prepared(train_data, val_data, labelled, info, task, objective, split, augmentation)
 
 
 def output_shapes(dense, data) -> list[tuple[int, ...]]:

@@ -75,6 +75,7 @@ class TrainingOptions:
     reinsert_bn: bool = False  # train folded convs with BatchNorm put back (compressor/training/folded_batchnorm.py)
     recalibrate_bn: bool = False  # re-estimate folded convs' BatchNorm statistics after hard pruning
     distill_weight: float = 0.0  # with labels: add this times the task's distillation loss (objectives/teacher_assisted.py)
+    augment: bool = True  # train with the task's own augmentation, where it has one (lane, detection: mirroring)
 
 
 @dataclass
@@ -111,7 +112,7 @@ FINGERPRINT_DEFAULTS = {"keep_fixed": True, "sensitivity": "auto", "sensitivity_
                         "plan": "all", "plan_min_channels": TRT_SPARSE_MIN_CHANNELS, "plan_channel_multiple": 0,
                         "plan_min_params": NM_PLAN_MIN_PARAMS, "round_to": 8, "target_flops": None,
                         "reinsert_bn": False, "recalibrate_bn": False,
-                        "distill_weight": 0.0}
+                        "distill_weight": 0.0, "augment": True}
 
 
 @dataclass

@@ -25,7 +25,8 @@ def prune(state: RunState) -> Pruned:
                       config=TrainConfig(batch_size=loaded.batch_size, seed=opts.training.seed,
                                          eval_batch_size=loaded.batch_size if own_batch else None,
                                          folded_batchnorm=opts.training.reinsert_bn,
-                                         recalibrate_batchnorm=opts.training.recalibrate_bn),
+                                         recalibrate_batchnorm=opts.training.recalibrate_bn,
+                                         augment=prepared.augmentation),
                       checkpoint=checkpoint, resume=opts.output.resume, progress=opts.progress, log=state.log)
     dense_metrics = state.timed("evaluate_s", lambda: session.evaluate(loaded.dense))
     measure = opts.measure

@@ -45,6 +45,7 @@ class Prepared:
     task: object  # tasks.Task
     objective: object  # objectives.Objective
     split_name: str  # what the validation metrics are measured on: "validation split", "--val-data", "random inputs"
+    augmentation: object = None  # the task's training augmentation (None: none, or --no-augment)
 
     @property
     def split(self) -> str:

@@ -73,6 +73,12 @@ class Task(ABC):
     def objective(self, inputs: TaskInputs) -> Objective:
         """The objective for this model and data; a DataError when they do not fit the task."""
 
+    def augmentation(self, inputs: TaskInputs):
+        """The training augmentation this task takes without changing what a label means, as a
+        callable (inputs, labels or None, generator) -> (inputs, labels); None: none (a flipped
+        digit is another digit)."""
+        return None
+
     def teacher_objective(self, inputs: TaskInputs) -> Objective:
         """What the pruned model learns from the dense one beside the labels (--distill-weight): a
         label-free task's own distillation, else the generic one (KL on logits, MSE otherwise)."""

@@ -48,6 +48,7 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None: max(batch_size, 256)
     folded_batchnorm: bool = False  # train folded convs with BatchNorm put back (training/folded_batchnorm.py)
     recalibrate_batchnorm: bool = False  # after hard pruning, folded convs' statistics re-estimated (Session.prune_once)
+    augment: object = None  # the task's training augmentation, (x, labels, generator) -> (x, labels); None: none
 
 
 def samples_in(x) -> int:
@@ -65,14 +66,17 @@ def loader_for_epoch(dataset, batch_size: int, seed: int, step_index: int, epoch
 def train_one_epoch(
     module, objective: Objective, loader: DataLoader, optimizer, scheduler, *,
     teacher=None, masks: MaskSet | None = None, hooks: TrainingHooks | None = None,
-    step: int = 0, progress=None,
+    step: int = 0, progress=None, augment=None, generator: torch.Generator | None = None,
 ) -> tuple[float, int]:
-    """Returns (mean loss, global step after the epoch)."""
+    """Returns (mean loss, global step after the epoch). `augment(x, labels, generator)`, when
+    given, transforms each batch (the teacher sees the transformed inputs too)."""
     hooks = hooks or TrainingHooks()
     module.train()
     total, count = 0.0, 0
     for batch in loader:
         x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
+        if augment is not None:
+            x, labels = augment(x, labels, generator)
         outputs = module(x)
         teacher_outputs = None
         if objective.needs_teacher:

@@ -118,9 +118,11 @@ class Session:
             lr = opt.param_groups[0]["lr"]
             bar = tqdm(total=len(loader), desc=f"{name} {epoch + 1}/{epochs}", leave=False, file=sys.stderr,
                        disable=not (self.progress and sys.stderr.isatty()), dynamic_ncols=True)  # no bars in logs
+            # the augmentation's draws depend only on (seed, phase, epoch), as the shuffle does
+            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + index * 1_009 + epoch + 500_009)
             loss, step = train_one_epoch(
-                self.module, self.objective, loader, opt, sched,
-                teacher=self.teacher, masks=masks, hooks=hooks, step=step, progress=bar,
+                self.module, self.objective, loader, opt, sched, teacher=self.teacher, masks=masks, hooks=hooks,
+                step=step, progress=bar, augment=self.config.augment, generator=generator,
             )
             bar.close()
             record = {"phase": name, "epoch": epoch + 1, "train_loss": loss, "lr": lr}

@@ -83,33 +83,6 @@ def segmentation_target(cls: torch.Tensor, griding_num: int, size: tuple[int, in
     return torch.from_numpy(np.stack(maps))
 
 
-def mirrored(x: torch.Tensor, target: dict, objective, flip: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """The samples where `flip` is set mirrored left to right, labels with them (lane slots keep their
-    left-to-right order): the one augmentation both tasks take without changing what a label means.
-    Training draws `flip` for half the batch."""
-    if not flip.any():
-        return x, target
-    x = x.clone()
-    x[flip] = x[flip].flip(-1)
-    target = dict(target)
-    if "cls" in target:  # lanes: x -> frame width - 1 - x, slots re-encoded in the new order
-        geometry = objective.geometry
-        cls = target["cls"].clone()
-        for i in torch.nonzero(flip).squeeze(1).tolist():
-            num_lanes, num_h = target["counts"][i].tolist()
-            h = target["h_samples"][i, :num_h].tolist()
-            lanes = [[geometry.frame_width - 1 - v if v >= 0 else v for v in lane[:num_h]]
-                     for lane in target["lanes"][i, :num_lanes].tolist()]
-            cls[i] = geometry.encode(lanes[::-1], h)
-        target["cls"] = cls
-    else:  # boxes in input pixels: x1, x2 -> width - x2, width - x1
-        width = x.shape[-1]
-        boxes = target["boxes"].clone()
-        boxes[flip, :, 0], boxes[flip, :, 2] = width - target["boxes"][flip, :, 2], width - target["boxes"][flip, :, 0]
-        target["boxes"] = boxes
-    return x, target
-
-
 def train_network(name: str, data: str, output: Path, *, epochs: int, batch_size: int = 16, seed: int = 0,
                   val_fraction: float = 0.2, limit: int | None = None, log=print) -> dict:
     """Train network `name` on `data` (`tusimple:DIR` or `coco:FILE[,IMAGES]`), export it to `output`
@@ -135,7 +108,9 @@ def train_network(name: str, data: str, output: Path, *, epochs: int, batch_size
     dataset = task.read_data(request)
     train_idx, val_idx = split_indices(len(dataset), val_fraction, seed)
     train, val = dataset.subset(train_idx), dataset.subset(val_idx)
-    objective = task.objective(TaskInputs(True, None, ["output"], shapes, (1, 3, height, width), metadata))
+    inputs = TaskInputs(True, None, ["output"], shapes, (1, 3, height, width), metadata)
+    objective = task.objective(inputs)
+    augment = task.augmentation(inputs)  # mirroring half of each batch, labels with it
     log(f"{name}: {spec.description}; {sum(p.numel() for p in model.parameters()):,} parameters (training); "
         f"{len(train)} training and {len(val)} validation images from {data}")
 
@@ -160,7 +135,7 @@ def train_network(name: str, data: str, output: Path, *, epochs: int, batch_size
         loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
         losses = []
         for x, target in loader:
-            x, target = mirrored(x, target, objective, torch.rand(x.shape[0], generator=generator) < 0.5)
+            x, target = augment(x, target, generator)
             out = model(x)
             if isinstance(out, tuple):  # UFLD's auxiliary segmentation, training only
                 logits, seg = out

@@ -17,6 +17,7 @@ from ...data.split import limited_indices
 from ...errors import DataError
 from ..base import DataRequest, Task, TaskInputs, register_task
 from ..image_files import ImageFiles, image_transform
+from ..mirroring import Mirroring, mirror_boxes, width_axis
 from .coco import parse_coco_spec, read_coco
 from .decode import output_format
 from .objective import DetectionDistillation, DetectionObjective
@@ -75,6 +76,9 @@ class Detection(Task):
         source = CocoSource(request.spec, dataset, [dataset.images[i] for i in keep], image_transform(request, "coco:"),
                             total=len(dataset.images))
         return LoadedDataset(source)
+
+    def augmentation(self, inputs: TaskInputs):
+        return Mirroring(width_axis=width_axis(inputs.input_shape), mirror_labels=mirror_boxes)
 
     def objective(self, inputs: TaskInputs):
         fmt = output_format(list(inputs.output_shapes))

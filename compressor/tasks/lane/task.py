@@ -18,6 +18,7 @@ from ...data.split import limited_indices
 from ...errors import DataError
 from ..base import DataRequest, Task, TaskInputs, register_task
 from ..image_files import ImageFiles, image_transform
+from ..mirroring import Mirroring, lane_mirror, width_axis
 from .geometry import LaneGeometry
 from .objective import LaneDistillation, LaneObjective
 from .tusimple import read_tusimple
@@ -75,6 +76,10 @@ class LaneDetection(Task):
         source = TuSimpleSource(request.spec, root, [records[i] for i in keep], image_transform(request, "tusimple:"),
                                 geometry, total=len(records))
         return LoadedDataset(source)
+
+    def augmentation(self, inputs: TaskInputs):
+        geometry = LaneGeometry.from_output(inputs.output_shapes[0], inputs.metadata)
+        return Mirroring(width_axis=width_axis(inputs.input_shape), mirror_labels=lane_mirror(geometry))
 
     def objective(self, inputs: TaskInputs):
         if not inputs.output_shapes:
