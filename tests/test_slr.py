@@ -156,6 +156,10 @@ def test_a_growing_rho_keeps_the_multipliers_and_pulls_w_onto_z(tmp_path):
     fixed = compress(EXAMPLE, output=tmp_path / "fixed", **common)
     growing = compress(EXAMPLE, output=tmp_path / "growing", rho_growth=10.0, **common)
     assert [r.get("rho") for r in growing["trace"]] == [pytest.approx(1.0), pytest.approx(10.0), None]
+    # per layer, relative: every pruned layer's distance shrinks from the first epoch to the last
+    first, last = growing["trace"][0]["w_minus_z_relative"], growing["trace"][-1]["w_minus_z_relative"]
+    assert set(first) == {layer["name"] for layer in growing["layers"] if layer["target"]}
+    assert all(0 < last[n] < first[n] <= 1 for n in first)
     assert growing["trace"][-1]["w_minus_z"] < 0.8 * fixed["trace"][-1]["w_minus_z"]
     assert growing["hard_pruned_metrics"]["accuracy"] >= fixed["hard_pruned_metrics"]["accuracy"]
     with pytest.raises(Exception, match="--rho-growth must be 1"):

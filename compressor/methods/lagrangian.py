@@ -36,6 +36,13 @@ def frobenius_sum(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> flo
     return float(sum(torch.linalg.vector_norm(a[n] - b[n]) for n in a))
 
 
+def relative_distance(w: torch.Tensor, z: torch.Tensor) -> float:
+    """||W - Z|| / ||W||: the share of a layer's weights the hard prune would still remove (0 when W
+    already is its projection)."""
+    norm = float(torch.linalg.vector_norm(w))
+    return float(torch.linalg.vector_norm(w - z)) / norm if norm > 0 else 0.0
+
+
 def penalty(weights: dict[str, torch.Tensor], z: dict[str, torch.Tensor], u: dict[str, torch.Tensor], rho: float):
     """sum_i (rho/2) ||W_i - Z_i + U_i||_F^2 (differentiable in W when W are live parameters)."""
     return sum((rho / 2.0) * (weights[n] - z[n] + u[n]).square().sum() for n in z)
@@ -116,6 +123,9 @@ class PenaltyHooks(TrainingHooks):
         record = {
             "penalty": float(penalty(weights, self.state["Z"], self.state["U"], self.rho)),
             "w_minus_z": frobenius_sum(weights, self.state["Z"]),
+            # per layer, relative to the layer's own scale: which layers the penalty has not yet
+            # brought onto their projection (a sum of norms hides the small ones)
+            "w_minus_z_relative": {n: relative_distance(weights[n], self.state["Z"][n]) for n in weights},
         }
         if epoch < self.epochs:  # no block after the last W-step: hard pruning follows
             record.update(self.block(weights, epoch))
