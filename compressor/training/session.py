@@ -24,8 +24,8 @@ from .loop import TrainConfig, TrainingHooks, loader_for_epoch, train_one_epoch
 from .masks import MaskSet
 from .optim import OptimizerConfig, build_optimizer
 
-FOLDED_BN_CALIBRATION_BATCHES = 4  # batches measuring a folded conv's output statistics at a phase's start
-# batches re-estimating BatchNorm statistics precisely: before a --reinsert-bn phase folds, and after
+FOLDED_BN_CALIBRATION_BATCHES = 4  # batches measuring a folded conv's output statistics when BatchNorm is put back
+# batches re-estimating BatchNorm statistics precisely: before the run's fold (--reinsert-bn), and after
 # hard pruning (--recalibrate-bn); at batch 16, 512 samples: forward passes only, a fraction of an epoch
 RECALIBRATION_BATCHES = 32
 RECALIBRATION_STEP = 1_000_000  # the loader seed's phase index for those batches: never a training phase's
