@@ -3,7 +3,7 @@ trained on generated TuSimple / COCO data, compressed with SLR three ways, measu
 
     python bench/task_models.py [--quick] [--json docs/results/task_models.json] [--work DIR]
 
-About 40 minutes on the 2-core CI box; --quick about 3 minutes (too short to learn anything: it
+About 75 minutes on the 2-core CI box from scratch (50 with the dense models kept in --work); --quick about 3 minutes (too short to learn anything: it
 checks that the pipeline runs).
 
 1. Data: `compress zoo generate` writes training frames and, from another seed, a held-out test
