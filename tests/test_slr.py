@@ -166,6 +166,16 @@ def test_a_growing_rho_keeps_the_multipliers_and_pulls_w_onto_z(tmp_path):
         compress(EXAMPLE, output=tmp_path / "bad", rho_growth=0.5, **common)
 
 
+def test_slr_step_can_follow_a_growing_rho(tmp_path):
+    common = dict(method="slr", sparsity=0.9, epochs=3, retrain_epochs=0, limit=300, keep_ends_dense=False,
+                  rho_growth=4.0, **QUIET)
+    plain = compress(EXAMPLE, output=tmp_path / "plain", **common)
+    following = compress(EXAMPLE, output=tmp_path / "following", slr_step_follows_rho=True, **common)
+    # the first block is the same; after it s is scaled with rho (x4), then SLR's rule goes on from there
+    assert following["trace"][0]["s"] == pytest.approx(plain["trace"][0]["s"], rel=1e-6)
+    assert following["trace"][1]["s"] > 2.0 * plain["trace"][1]["s"]
+
+
 def test_magnitude_refuses_slr_options(tmp_path):
     from compressor.errors import ConfigError
 

@@ -117,6 +117,8 @@ class SLRPruning(LagrangianMethod):
         slr_r: float = option(0.1, "Step-size exponent r in (0, 1)")
         slr_s0: float = option(0.01, "Initial step size s0")
         condition_batches: int = option(16, "Minibatches in the fixed set the surrogate conditions are measured on")
+        slr_step_follows_rho: bool = option(False, "With --rho-growth, multiply the step size s by the same factor, so "
+                                                   "the relative multiplier step s/rho follows SLR's own rule only")
 
         def __post_init__(self):
             super().__post_init__()
@@ -158,3 +160,10 @@ class SLRHooks(PenaltyHooks):
         outcome = slr_block(self.state, weights, conditions.loss(), lambda t: project(self.ctx, t),
                             self.rho, config.slr_M, config.slr_r)
         return {"s": self.state["s"], "k": self.state["k"], "c1_accepted": outcome["c1"], "c2_accepted": outcome["c2"]}
+
+    def grow_rho(self, rho: float) -> None:
+        # SLR's Lambda steps are s (W - Z); ADMM's are rho (W - Z), so a growing rho grows ADMM's steps
+        # with it while SLR's U = Lambda / rho moves less and less: optionally s follows rho
+        if self.method.config.slr_step_follows_rho:
+            self.state["s"] *= rho / self.rho
+        super().grow_rho(rho)
