@@ -74,8 +74,9 @@ RETRAIN_FACTOR = {"slr-channel-50%": 3}
 # - its convs have BatchNorm folded by the exporter; fine-tuned as they are, an 80% hard prune
 #   stalled at 3.9 mAP: --reinsert-bn (the run trains the normalised network, folded at the end);
 # - 6 epochs gave 54.2; 24 epochs peaked at 57.1 (epoch 12), then overfit (training loss under the
-#   dense model's, validation loss rising): mirroring (now the task's default augmentation) and the
-#   dense model as a second teacher (--distill-weight 1) took the 6-epoch figure to 55.7;
+#   dense model's, validation loss rising) and decayed (per-epoch folding, since removed); the dense
+#   model as a second teacher (--distill-weight 1) with the two items below took the 6-epoch figure
+#   to 55.7, and BatchNorm kept for the whole run plus mirroring (the task's default augmentation) to 56.9;
 # - a rho growing tenfold per epoch (0.1, 1, 10) cut ||W - Z|| from 40.6 to 13.6 and doubled the
 #   hard-pruned mAP (9.4 to 18.2, 21.7 recalibrated: --recalibrate-bn);
 # so its fine-tuning is three times as long for 2:4 and the channel variant.
