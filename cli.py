@@ -291,8 +291,8 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant", "step"]), default="cosine", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--reinsert-bn", is_flag=True,
-              help="Train convs whose BatchNorm the exporter folded with a BatchNorm put back for each epoch and "
-                   "folded again after it (Adam at 1e-3 is too coarse for unnormalised folded weights).")
+              help="Train convs whose BatchNorm the exporter folded with a BatchNorm put back for the whole run, "
+                   "folded again when it ends (Adam at 1e-3 is too coarse for unnormalised folded weights).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Train with the task's own augmentation where it has one (lane and detection: left-right "
                    "mirroring, labels mirrored with the image).")

@@ -33,6 +33,7 @@ def prune(state: RunState) -> Pruned:
     ctx = PruneContext(module=loaded.module, plan=planned.plan, pattern=planned.pattern, session=session, log=state.log,
                        input_shape=loaded.inputs[0][1], source=state.path,
                        runtime=get_runtime(measure.runtime, threads=pinned_threads(), options=measure.runtime_options))
+
     def run_method():
         result = loaded.method.run(ctx)
         session.close()  # BatchNorm put back for the run (--reinsert-bn) is folded in: the plain graph again

@@ -13,6 +13,8 @@ from typing import Callable
 
 import torch
 
+from ..data.layout import image_layout
+
 Labels = dict | None
 
 
@@ -63,7 +65,7 @@ def lane_mirror(geometry) -> Callable[[dict, torch.Tensor, int], dict]:
 
 
 def width_axis(input_shape) -> int:
-    """The image width's axis: -1 for [N, C, H, W], -2 for [N, H, W, C] (channels last)."""
-    shape = tuple(input_shape)
-    channels_last = len(shape) == 4 and shape[1] not in (1, 3) and shape[3] in (1, 3)
+    """The image width's axis: -1 for [N, C, H, W], -2 for [N, H, W, C] (channels last, as
+    data.layout.image_layout reads a shape)."""
+    channels_last = len(input_shape) == 4 and image_layout(input_shape, "").kind == "NHWC"
     return -2 if channels_last else -1

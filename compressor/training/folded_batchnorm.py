@@ -126,17 +126,11 @@ class FoldedBatchNorm(nn.Module):
 
         for i, s in enumerate(self.sites):
             self.module.replace_step_function(s.label, recorder(i, originals[s.label]))
-        was_training = self.module.training
-        self.module.eval()
         try:
-            with torch.no_grad():
-                for batch in batches:
-                    inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
-                    self.module(inputs)
+            self._forward(batches)
         finally:
             for s in self.sites:
                 self.module.replace_step_function(s.label, originals[s.label])
-            self.module.train(was_training)
         if any(total is None for total in sums):
             raise ValueError("FoldedBatchNorm: no calibration batch reached every site")
         statistics = []
@@ -185,20 +179,28 @@ class FoldedBatchNorm(nn.Module):
                 getattr(self, f"var_{i}").fill_(1.0)
         for i, s in enumerate(self.sites):
             self.module.replace_step_function(s.label, self._averaging(i, originals[s.label], constant_channels_unchanged))
-        was_training = self.module.training
-        self.module.eval()  # the graph's own BatchNormalization nodes and dropout as in inference
-        reached = False
         try:
-            with torch.no_grad():
-                for batch in batches:
-                    inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
-                    self.module(inputs)
-                    reached = True
+            reached = self._forward(batches)
         finally:
-            self.module.train(was_training)
             self._route(self._normalised, originals)
         if not reached:
             raise ValueError("FoldedBatchNorm.reestimate: no batch to measure on")
+
+    def _forward(self, batches: Iterable) -> int:
+        """Runs the module over `batches` (inputs, or (inputs, target) pairs) without gradients and in
+        inference mode (the graph's own BatchNormalization nodes and dropout as in inference);
+        returns how many batches ran."""
+        was_training = self.module.training
+        self.module.eval()
+        count = 0
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    self.module(batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch)
+                    count += 1
+        finally:
+            self.module.train(was_training)
+        return count
 
     def _route(self, wrapper, originals: dict | None = None) -> None:
         originals = originals or {s.label: self.module.step_function(s.label) for s in self.sites}

@@ -146,17 +146,13 @@ class Session:
         itself and what the cheap recalibration gives back are reported apart."""
 
         def step():
-            recalibration = self._recalibration_targets()  # measured on the weights before pruning
+            recalibrate = self._recalibrator()  # prepared on the weights before pruning
             result = {**prune()}
             has_val = self.val_data is not None and len(self.val_data) > 0
             result["metrics"] = self.evaluate(self.module) if has_val else None
-            if recalibration is not None:
-                norms, batches, targets = recalibration
-                if norms is self.norms:  # BatchNorm put back: its running statistics re-estimated, as in any BN network
-                    norms.reestimate(batches())
-                else:  # folded: each channel given back its statistics from before pruning, folded again
-                    norms.recalibrate(batches(), targets)
-                self.log(f"BatchNorm recalibrated after pruning: {len(norms.sites)} conv(s), {RECALIBRATION_BATCHES} batches")
+            if recalibrate is not None:
+                sites = recalibrate()
+                self.log(f"BatchNorm recalibrated after pruning: {sites} conv(s), {RECALIBRATION_BATCHES} batches")
                 result["recalibrated"] = self.evaluate(self.module) if has_val else None
             return result
 
@@ -202,20 +198,31 @@ class Session:
             self.norms.load_state_dict(self._saved["folded_batchnorm"])
         return self.norms
 
-    def _recalibration_targets(self):
-        """(norms, batches, per-site output statistics now) for `prune_once`, or None when not asked
-        for or when the module has no folded conv."""
+    def _recalibrator(self) -> Callable[[], int] | None:
+        """For `prune_once`: a function recalibrating BatchNorm after pruning (returning how many
+        convs it recalibrated), prepared before it; None when not asked for or without folded convs."""
         if not self.config.recalibrate_batchnorm or not hasattr(self.module, "step_function") or not self.train_data:
             return None
-        if self.norms is not None:  # the norms put back are recalibrated themselves
-            return self.norms, self._recalibration_batches, None
+        norms = self.norms
+        if norms is not None:  # BatchNorm put back: its running statistics re-estimated, as in any BN network
+
+            def reestimate() -> int:
+                norms.reestimate(self._recalibration_batches())
+                return len(norms.sites)
+
+            return reestimate
         sites = find_sites(self.module)
         if not sites:
             self.log("--recalibrate-bn: no folded conv whose statistics could be recalibrated; skipped")
             return None
+        folded = FoldedBatchNorm(self.module, sites)
+        targets = folded.measure(self._recalibration_batches())  # each channel's statistics before pruning
 
-        norms = FoldedBatchNorm(self.module, sites)
-        return norms, self._recalibration_batches, norms.measure(self._recalibration_batches())
+        def recalibrate() -> int:  # given back to each folded channel, then folded again
+            folded.recalibrate(self._recalibration_batches(), targets)
+            return len(sites)
+
+        return recalibrate
 
     def _recalibration_batches(self):
         """Fixed training batches for recalibration: the same for measuring and recalibrating."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ...data.dataset import LoadedDataset
+from ...data.layout import image_layout
 from ...data.split import limited_indices
 from ...errors import DataError
 from ..base import DataRequest, Task, TaskInputs, register_task
@@ -85,7 +86,7 @@ class Detection(Task):
         shape = tuple(inputs.input_shape)
         if len(shape) != 4:
             raise DataError(f"the detection task needs an image input [N, C, H, W] or [N, H, W, C]; this one is {list(shape)}")
-        height, width = shape[1:3] if shape[1] not in (1, 3) and shape[3] in (1, 3) else shape[2:4]
+        layout = image_layout(shape, "")
         if inputs.labelled:
-            return DetectionObjective(fmt, (int(height), int(width)))
-        return DetectionDistillation(fmt, (int(height), int(width)))
+            return DetectionObjective(fmt, (layout.height, layout.width))
+        return DetectionDistillation(fmt, (layout.height, layout.width))
