@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test corpus corpus-extended bench bench-slr bench-olmp bench-channels bench-tasks clean
+.PHONY: install demo test corpus corpus-extended bench bench-slr bench-olmp bench-seeds bench-channels bench-tasks clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ bench-slr: install
 # About 30 minutes on 2 cores; same data as bench-slr.
 bench-olmp: install
 	$(BIN)/python bench/olmp_lenet.py
+
+# About 60 minutes on 2 cores; same data as bench-slr: magnitude, ADMM, SLR and OLMP over three seeds
+# (split, dense model and run), their defaults and their tuned settings, and a verdict on each claim.
+bench-seeds: install
+	$(BIN)/python bench/method_seeds.py --json docs/results/method_seeds.json
 
 # About 6-8 minutes on 2 cores; same data as bench-slr. Installs the `bench` extra (Torch-Pruning,
 # pinned in constraints.txt; the script skips its rows without it).

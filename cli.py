@@ -284,24 +284,27 @@ def bench(models, runtime, runtime_option, variant, batches, input_shape, second
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--limit", type=int, help="Use at most this many samples (quick runs).")
 @click.option("--input-shape", multiple=True, help="Concrete input shape: 1x3x320x320, or NAME:1x3x320x320.")
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--lr-schedule", type=click.Choice(["cosine", "constant", "step"]), default="cosine", show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]),
+              help="Default: the method's own (slr, admm: sgd, lr 0.01, momentum 0.9; the others: adam, lr 0.001).")
+@click.option("--lr", type=float, help="Learning rate (default: the method's own, see --optimizer).")
+@click.option("--momentum", type=float, help="SGD momentum (default 0.9).")
+@click.option("--weight-decay", type=float, help="Weight decay (default 0).")
+@click.option("--lr-schedule", type=click.Choice(["cosine", "constant", "step"]), help="Per phase (default cosine).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--reinsert-bn", is_flag=True,
+@click.option("--reinsert-bn/--no-reinsert-bn", default=None,
               help="Train convs whose BatchNorm the exporter folded with a BatchNorm put back for the whole run, "
-                   "folded again when it ends (Adam at 1e-3 is too coarse for unnormalised folded weights).")
+                   "folded again when it ends (default: on for slr and admm, whose SGD penalty phase needs it; off "
+                   "for the others).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Train with the task's own augmentation where it has one (lane and detection: left-right "
                    "mirroring, labels mirrored with the image).")
 @click.option("--distill-weight", type=float, default=0.0, show_default=True,
               help="With labels, also learn from the dense model: the task's loss plus this times its distillation "
                    "loss (the dense model's outputs as soft targets). 0: labels only.")
-@click.option("--recalibrate-bn", is_flag=True,
+@click.option("--recalibrate-bn/--no-recalibrate-bn", default=None,
               help="After hard pruning, re-estimate the statistics of convs whose BatchNorm the exporter folded, on "
-                   "training batches, before retraining; the report shows the metrics before and after it.")
+                   "training batches, before retraining; the report shows the metrics before and after it "
+                   "(default: on for slr and admm, off for the others).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: compressed/<model>-<method>/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in the output folder.")
 @click.option("--sparse-initializers", is_flag=True, help="Store weights as sparse_initializer (smaller file; TensorRT ignores it).")

@@ -286,8 +286,8 @@ def classifier(args, settings, tmp: Path, command: str) -> dict:
         magnitude = {"epochs": 0, "retrain_epochs": retrain}
         runs = [("magnitude", lr, bn, magnitude) for bn in (False, True) for lr in lrs]
         if settings["slr_epochs"] > 0:
-            runs.append(("slr", lrs[-1], True, {"epochs": settings["slr_epochs"], "retrain_epochs": retrain,
-                                                **SLR_OPTIONS}))
+            slr = {k: v for k, v in SLR_OPTIONS.items() if k != "reinsert_bn"}  # --reinsert-bn is the run's own
+            runs.append(("slr", lrs[-1], True, {"epochs": settings["slr_epochs"], "retrain_epochs": retrain, **slr}))
         ours_macs = None
         for method, lr, bn, budget in runs:
             path, report = run_ours(files["dense"], tmp / f"ours-{method}-r{round_to}-lr{lr:g}-bn{int(bn)}",

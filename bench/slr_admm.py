@@ -59,8 +59,12 @@ METHODS = ("magnitude", "admm", "slr")
 # Shared by all three methods: the pipeline's optimizer for every phase, batch size, scope.
 COMMON_OPTIONS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "scope": "layer", "keep_ends_dense": False}
 # Method options from the reference code's CIFAR-10 settings (specs/slr.md section 6).
-SLR_OPTIONS = {"rho": 0.1, "slr_M": 300, "slr_r": 0.1, "slr_s0": 0.01}
-ADMM_OPTIONS = {"rho": 0.1, "admm_interval": 1}
+# Pinned to what the recorded results ran with, from before issue 14 made SGD, BatchNorm put back and
+# recalibrated, and (SLR) a rho growing to 4 the defaults: a fixed rho, no BatchNorm reinsertion.
+# bench/method_seeds.py measures the new defaults.
+RECORDED = {"reinsert_bn": False, "recalibrate_bn": False, "rho_final": 0.1}
+SLR_OPTIONS = {"rho": 0.1, "slr_M": 300, "slr_r": 0.1, "slr_s0": 0.01, "slr_step_follows_rho": False, **RECORDED}
+ADMM_OPTIONS = {"rho": 0.1, "admm_interval": 1, **RECORDED}
 
 
 def method_options(method: str, epochs: int, retrain_epochs: int) -> dict:

@@ -58,7 +58,10 @@ QUICK = {"lane_train": 48, "lane_test": 16, "coco_train": 48, "coco_test": 16, "
 # fine-tuning: Adam 1e-3 (cosine) on the graph as exported. Measured on the dense UFLD of the first
 # run (75.7% TuSimple accuracy), magnitude at 80% then 5 epochs: 71.3% at 1e-3, 60.1% at 1e-3 with
 # --reinsert-bn, and SLR with --reinsert-bn at 2e-4 only 46.9%: too little to recover the hard prune.
-FINETUNE = {"optimizer": "adam", "lr": 1e-3, "batch_size": 16, "lr_schedule": "cosine"}
+FINETUNE = {"optimizer": "adam", "lr": 1e-3, "batch_size": 16, "lr_schedule": "cosine",
+            # as recorded, from before issue 14's SLR defaults (BatchNorm put back and recalibrated, rho
+            # grown to 4, the step following it): fixed rho, BatchNorm only where NETWORK_FINETUNE says
+            "reinsert_bn": False, "recalibrate_bn": False, "rho_final": 0.1, "slr_step_follows_rho": False}
 VARIANTS = {
     "slr-80%": {"pattern": "unstructured", "sparsity": 0.8},
     "slr-2:4": {"pattern": "2:4"},

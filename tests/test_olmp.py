@@ -520,6 +520,24 @@ def test_selection_probability_decays_and_is_seeded():
     assert [hooks.selected(s) for s in range(600, 620)] == [hooks.selected(s) for s in range(600, 620)]
 
 
+def test_search_calls_cover_every_layer_unless_the_reference_selection_is_asked(monkeypatch):
+    _, search, _, _ = _tiny()
+    searched = []
+    monkeypatch.setattr(search, "search", lambda state, layers, **kw: searched.append(list(layers)))
+    schedule = SearchSchedule(1000, 20, 1.0)
+    steps = [s for s in range(1, 1000) if schedule.searches_at(s)]
+    reference = SurgeryHooks(search, _pruned_state(search), schedule, [0.3, 30.0], seed=2)
+    for step in steps:
+        reference.after_step(step)
+    # late in the run the FC layer is rarely drawn: calls are skipped (fewer than two layers selected)
+    assert len(searched) < len(steps)
+    searched.clear()
+    every = SurgeryHooks(search, _pruned_state(search), schedule, [0.3, 30.0], seed=2, search_all=True)
+    for step in steps:
+        every.after_step(step)
+    assert searched == [[0, 1]] * len(steps)
+
+
 # ---- 6, 7. end to end ----------------------------------------------------------------------------
 
 def _file_arrays(path) -> dict[str, np.ndarray]:

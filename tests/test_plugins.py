@@ -225,7 +225,8 @@ def test_method_defaults_are_the_methods_own(tmp_path):
     """The pipeline passes only what the user gave: each Config's defaults apply."""
     from compressor.methods import get_method
 
-    assert get_method("slr").config.epochs == 3 and get_method("slr").config.retrain_epochs == 3
+    assert get_method("slr").config.epochs == 10 and get_method("slr").config.retrain_epochs == 3
+    assert get_method("admm").config.optimizer.name == "sgd" and get_method("olmp").config.epochs == 10
     assert get_method("magnitude", has_training_data=True).config.epochs == 3
     assert get_method("magnitude", has_training_data=False).config.epochs == 0
     assert get_method("olmp", epochs=2).config.epochs == 2

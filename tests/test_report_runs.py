@@ -88,6 +88,9 @@ def test_summary_shows_accuracy_after_one_shot_pruning(magnitude):
 
 def test_summary_shows_accuracy_after_hard_pruning(tmp_path):
     report, md = saved(compress(EXAMPLE, method="slr", sparsity=0.97, epochs=1, retrain_epochs=1, output=tmp_path / "slr", **DIGITS))
+    # SLR recalibrates the folded convs' statistics by default: reported beside the hard-pruned figure
+    recalibrated = report["after_pruning"].get("recalibrated")
+    assert 0.0 <= recalibrated["accuracy"] <= 1.0
     assert report["after_pruning"] == {"stage": "hard-pruned", "metrics": report["hard_pruned_metrics"],
-                                       "description": "after hard pruning, before retraining"}
+                                       "description": "after hard pruning, before retraining", "recalibrated": recalibrated}
     after_pruning_row(report, md, "after hard pruning, before retraining")

@@ -169,11 +169,79 @@ def test_a_growing_rho_keeps_the_multipliers_and_pulls_w_onto_z(tmp_path):
 def test_slr_step_can_follow_a_growing_rho(tmp_path):
     common = dict(method="slr", sparsity=0.9, epochs=3, retrain_epochs=0, limit=300, keep_ends_dense=False,
                   rho_growth=4.0, **QUIET)
-    plain = compress(EXAMPLE, output=tmp_path / "plain", **common)
-    following = compress(EXAMPLE, output=tmp_path / "following", slr_step_follows_rho=True, **common)
+    plain = compress(EXAMPLE, output=tmp_path / "plain", slr_step_follows_rho=False, **common)
+    following = compress(EXAMPLE, output=tmp_path / "following", **common)  # the default
     # the first block is the same; after it s is scaled with rho (x4), then SLR's rule goes on from there
     assert following["trace"][0]["s"] == pytest.approx(plain["trace"][0]["s"], rel=1e-6)
     assert following["trace"][1]["s"] > 2.0 * plain["trace"][1]["s"]
+
+
+def test_rho_final_is_a_geometric_schedule_that_rho_growth_overrides():
+    from compressor.errors import ConfigError
+    from compressor.methods.admm import ADMMPruning
+    from compressor.methods.slr import SLRPruning
+
+    slr = SLRPruning.Config(epochs=10)  # the defaults: 0.1 -> 4 over 9 blocks
+    assert slr.growth() == pytest.approx(40 ** (1 / 9))
+    assert slr.rho * slr.growth() ** 9 == pytest.approx(4.0)
+    assert SLRPruning.Config(epochs=10, rho_growth=2.0).growth() == 2.0  # an explicit factor wins
+    assert SLRPruning.Config(epochs=10, rho=5.0).growth() == 1.0  # final at or below rho: fixed
+    assert SLRPruning.Config(epochs=1).growth() == 1.0  # no block to grow after
+    assert ADMMPruning.Config(epochs=10).growth() == 1.0  # ADMM keeps the reference's fixed rho
+    assert ADMMPruning.Config(epochs=5, rho_final=1.6).growth() == pytest.approx(2.0)
+    with pytest.raises(ConfigError, match="--rho-scaling"):
+        SLRPruning.Config(rho_scaling="global")
+
+
+def test_layer_scales_put_every_layer_in_its_own_units():
+    from compressor.methods.lagrangian import layer_scales, rho_of
+
+    weights = {"big": torch.full((4,), 2.0), "small": torch.full((9,), 0.5), "mid": torch.ones(2)}
+    scales = layer_scales(weights)
+    # inverse mean squares 1/4, 4, 1 have geometric mean 1, so they are the scales themselves
+    assert scales == pytest.approx({"big": 0.25, "small": 4.0, "mid": 1.0})
+    assert float(np.prod(list(layer_scales({"a": torch.ones(3), "b": torch.full((3,), 3.0)}).values()))) == pytest.approx(1.0)
+    rho = {n: 0.1 * c for n, c in scales.items()}
+    z = {n: torch.zeros_like(w) for n, w in weights.items()}
+    u = dict(z)
+    # scaled, each layer's penalty is (rho / 2) times its relative squared distance times the reference scale
+    assert float(penalty(weights, z, u, rho)) == pytest.approx(sum(0.05 * rho_of(rho, n) / 0.1 * float(w.square().sum())
+                                                                   for n, w in weights.items()))
+    assert float(penalty(weights, z, u, rho)) == pytest.approx(0.05 * (4 + 9 + 2))
+
+
+def test_slr_with_layer_scaling_runs_and_keeps_the_scale_in_its_state(tmp_path):
+    common = dict(method="slr", sparsity=0.9, epochs=3, retrain_epochs=0, limit=300, keep_ends_dense=False, **QUIET)
+    report = compress(EXAMPLE, output=tmp_path / "layer", rho_scaling="layer", **common)
+    assert report["training"]["rho_scaling"] == "layer"
+    assert (report["training"]["reinsert_bn"], report["training"]["recalibrate_bn"]) == (True, True)
+    last = report["trace"][-1]["w_minus_z_relative"]
+    assert all(0 <= v < 1 for v in last.values())
+    assert report["sparsity"] == pytest.approx(0.9, abs=0.01)
+
+
+def test_methods_own_their_optimiser_and_batchnorm_defaults():
+    from compressor.pipeline.options import CompressOptions
+
+    def resolved(method, **given):
+        training = CompressOptions.from_keywords(method=method, **given).training
+        return training.optimizer_for(method), training.batchnorm_for(method)
+
+    optimizer, batchnorm = resolved("slr")
+    assert (optimizer.name, optimizer.lr, optimizer.momentum, batchnorm) == ("sgd", 0.01, 0.9, (True, True))
+    assert resolved("admm")[1] == (True, True)
+    optimizer, batchnorm = resolved("magnitude")
+    assert (optimizer.name, optimizer.lr, batchnorm) == ("adam", 1e-3, (False, False))
+    assert resolved("slr", lr=0.05)[0].lr == 0.05 and resolved("slr", lr=0.05)[0].name == "sgd"
+    # another optimizer named without a learning rate takes that optimizer's own default lr
+    assert (resolved("slr", optimizer="adam")[0].name, resolved("slr", optimizer="adam")[0].lr) == ("adam", 1e-3)
+    assert resolved("slr", reinsert_bn=False, recalibrate_bn=False)[1] == (False, False)
+    assert resolved("magnitude", recalibrate_bn=True)[1] == (False, True)
+    assert resolved("olmp")[0].name == "adam"
+    # what a checkpoint is matched on is what the run trains with, however it was spelled
+    fingerprint = CompressOptions.from_keywords(method="slr").fingerprint("x")
+    spelled = CompressOptions.from_keywords(method="slr", optimizer="sgd", lr=0.01, reinsert_bn=True).fingerprint("x")
+    assert fingerprint == spelled and fingerprint["optimizer"] == "sgd"
 
 
 def test_magnitude_refuses_slr_options(tmp_path):

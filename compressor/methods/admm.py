@@ -41,11 +41,11 @@ class ADMMPruning(LagrangianMethod):
 
 class ADMMHooks(PenaltyHooks):
     def __init__(self, method: ADMMPruning, ctx: PruneContext, state: dict):
-        super().__init__(ctx, state, method.config.rho, method.config.epochs, method.config.rho_growth)
+        super().__init__(ctx, state, method.config.rho, method.config.epochs, method.config.growth())
         self.interval = method.config.admm_interval
 
     def block(self, weights, epoch):
         updated = epoch % self.interval == 0
         if updated:
             admm_block(self.state, weights, lambda t: project(self.ctx, t))
-        return {"s": self.rho, "dual_update": updated}
+        return {"s": self.state["rho"], "dual_update": updated}

@@ -126,6 +126,9 @@ class Method(ABC):
     # True when the method decides each layer's sparsity itself (OLMP): it takes no --sparsity, and
     # the plan leaves the first and last layers prunable unless the user says otherwise.
     finds_own_sparsity: bool = False
+    # The defaults of --reinsert-bn and --recalibrate-bn for this method (the user's flags win).
+    reinsert_bn: bool = False
+    recalibrate_bn: bool = False
 
     @dataclass(frozen=True)
     class Config:

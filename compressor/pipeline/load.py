@@ -6,20 +6,17 @@ batch the model really runs at is probed (onnx_import/batching.py).
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import torch
 
 from ..data import parse_preprocess
 from ..data.shape_hints import shape_hints
 from ..errors import ConfigError
 from ..metadata import METADATA_PREFIX
-from ..methods import METHODS, get_method
+from ..methods import get_method
 from ..onnx_import import load_onnx
 from ..onnx_import.batching import probe_batch
 from ..onnx_import.inputs import input_dtypes, random_inputs, resolve_input_shapes
 from ..tasks import task_for_data
-from ..training import OptimizerConfig
 from .state import Loaded, RunState
 from .stages import register_stage
 
@@ -78,11 +75,10 @@ def load(state: RunState) -> Loaded:
 
 
 def _method_keywords(opts) -> dict:
-    """The method's options as given, plus the common optimiser for methods that train with one."""
-    t = opts.training
-    optimizer = OptimizerConfig(name=t.optimizer, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
-                                schedule=t.lr_schedule)
+    """The method's options as given, plus the optimiser for methods that train with one: the
+    method's own default optimiser with the fields the user gave replaced."""
     keywords = dict(opts.method_options)
-    if "optimizer" in {f.name for f in fields(METHODS.get(opts.method).Config)}:
+    optimizer = opts.training.optimizer_for(opts.method)
+    if optimizer is not None:
         keywords.setdefault("optimizer", optimizer)
     return keywords

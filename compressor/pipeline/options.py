@@ -7,7 +7,7 @@ against the method's Config (methods/base.py), which owns its defaults.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -19,6 +19,8 @@ from ..sensitivity import DEFAULT_MAX_RELATIVE_L2
 from ..sparsity import parse_pattern
 from ..sparsity.nm_planner import NM_PLAN_MIN_PARAMS, NMPlanThresholds, check_plannable
 from ..sparsity.patterns import TRT_SPARSE_MIN_CHANNELS
+from ..training import OptimizerConfig
+from ..training.optim import DEFAULT_LR
 
 
 @dataclass
@@ -63,19 +65,41 @@ class PlanOptions:
 
 @dataclass
 class TrainingOptions:
-    """The optimiser every training method uses, the batch and the seed."""
+    """The optimiser every training method uses, the batch and the seed. The optimiser fields left
+    None take the method's own default (its Config's `optimizer`: SGD for SLR/ADMM, Adam for the rest)."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_schedule: str = "cosine"
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    lr_schedule: str | None = None
     batch_size: int = 64
     seed: int = 0
-    reinsert_bn: bool = False  # train folded convs with BatchNorm put back (compressor/training/folded_batchnorm.py)
-    recalibrate_bn: bool = False  # re-estimate folded convs' BatchNorm statistics after hard pruning
+    # None: the method's default (Method.reinsert_bn / recalibrate_bn)
+    reinsert_bn: bool | None = None  # train folded convs with BatchNorm put back (compressor/training/folded_batchnorm.py)
+    recalibrate_bn: bool | None = None  # re-estimate folded convs' BatchNorm statistics after hard pruning
     distill_weight: float = 0.0  # with labels: add this times the task's distillation loss (objectives/teacher_assisted.py)
     augment: bool = True  # train with the task's own augmentation, where it has one (lane, detection: mirroring)
+
+    def batchnorm_for(self, method: str) -> tuple[bool, bool]:
+        """(reinsert_bn, recalibrate_bn) as given, else `method`'s defaults."""
+        cls = METHODS.get(method)
+        return (cls.reinsert_bn if self.reinsert_bn is None else self.reinsert_bn,
+                cls.recalibrate_bn if self.recalibrate_bn is None else self.recalibrate_bn)
+
+    def optimizer_for(self, method: str) -> OptimizerConfig | None:
+        """`method`'s own default optimiser with the fields given here replaced; None for a method
+        that does not train with one."""
+        config = {f.name: f for f in fields(METHODS.get(method).Config)}.get("optimizer")
+        if config is None:
+            return None
+        default = config.default_factory()
+        lr = self.lr
+        if lr is None and self.optimizer not in (None, default.name):
+            lr = DEFAULT_LR[self.optimizer]
+        given = {"name": self.optimizer, "lr": lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
+                 "schedule": self.lr_schedule}
+        return replace(default, **{k: v for k, v in given.items() if v is not None})
 
 
 @dataclass
@@ -151,6 +175,11 @@ class CompressOptions:
     def fingerprint(self, model_sha: str) -> dict:
         """The options a checkpoint must agree with to be resumed."""
         keep = {k: v for k, v in self.flat().items() if k not in NOT_FINGERPRINTED}
+        keep["reinsert_bn"], keep["recalibrate_bn"] = self.training.batchnorm_for(self.method)
+        optimizer = self.training.optimizer_for(self.method)
+        if optimizer is not None:  # what the run trains with, however it was given
+            keep.update(optimizer=optimizer.name, lr=optimizer.lr, momentum=optimizer.momentum,
+                        weight_decay=optimizer.weight_decay, lr_schedule=optimizer.schedule)
         for key, default in FINGERPRINT_DEFAULTS.items():
             if keep.get(key) == default:
                 del keep[key]

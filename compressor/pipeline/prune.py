@@ -21,11 +21,11 @@ def prune(state: RunState) -> Pruned:
     if checkpoint.exists() and not opts.output.resume:
         state.log(f"note: {checkpoint.path} exists from an interrupted run; starting over (pass --resume to continue it)")
     own_batch = loaded.batch_size != opts.training.batch_size
+    reinsert_bn, recalibrate_bn = opts.training.batchnorm_for(opts.method)
     session = Session(loaded.module, prepared.objective, prepared.train_data, prepared.val_data, teacher=loaded.dense,
                       config=TrainConfig(batch_size=loaded.batch_size, seed=opts.training.seed,
                                          eval_batch_size=loaded.batch_size if own_batch else None,
-                                         folded_batchnorm=opts.training.reinsert_bn,
-                                         recalibrate_batchnorm=opts.training.recalibrate_bn,
+                                         folded_batchnorm=reinsert_bn, recalibrate_batchnorm=recalibrate_bn,
                                          augment=prepared.augmentation),
                       checkpoint=checkpoint, resume=opts.output.resume, progress=opts.progress, log=state.log)
     dense_metrics = state.timed("evaluate_s", lambda: session.evaluate(loaded.dense))

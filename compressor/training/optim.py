@@ -10,6 +10,9 @@ import torch
 from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# Each optimizer's learning rate when none is given: a method's default lr belongs to its default
+# optimizer, so naming another optimizer takes that one's default (Adam at SGD's 0.01 diverges).
+DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}
 SCHEDULES = ("constant", "cosine", "step")
 
 
