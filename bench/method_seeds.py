@@ -102,13 +102,14 @@ def row_of(report: dict, *, model: str, part: str, method: str, seed: int, label
     }
 
 
-def default_rows(model: str, onnx_path: Path, split, test, work: Path, seed: int, quick: bool) -> list[dict]:
+def default_rows(model: str, onnx_path: Path, split, test, work: Path, seed: int, quick: bool,
+                 methods=METHODS) -> list[dict]:
     """`compress MODEL --method M --data train.npz` and nothing else: the pipeline holds out its
     default validation fraction of the training data (OLMP's bound is measured there), and the
     written file is then scored on the test set in onnxruntime, which no run has seen."""
     rows = []
     dense_test = onnx_accuracy(onnx_path, *test)
-    for method in METHODS:
+    for method in methods:
         options = {}
         if quick:  # the smoke test keeps the defaults' shape, not their cost
             options = {"epochs": 1, "retrain_epochs": 1} if method != "magnitude" else {"epochs": 1}
@@ -294,7 +295,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--networks", nargs="+", choices=sorted(TASK_NETWORKS), default=sorted(TASK_NETWORKS, reverse=True))
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke test of the script)")
     parser.add_argument("--json", type=Path, help="also write rows, verdicts and settings here")
-    parser.add_argument("--merge", nargs="+", type=Path, help="combine the rows of earlier --json files instead of running")
+    parser.add_argument("--default-methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="the methods of the defaults part")
+    parser.add_argument("--merge", nargs="+", type=Path,
+                        help="combine the rows of earlier --json files instead of running (a later file's row replaces an "
+                             "earlier one of the same model, part, method, label and seed)")
     parser.add_argument("--data-dir", type=Path)
     return parser.parse_args(argv)
 
@@ -307,7 +312,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     if args.merge:
         parts = [json.loads(path.read_text()) for path in args.merge]
-        rows = [row for part in parts for row in part["rows"]]
+        merged = {}
+        for part in parts:
+            for row in part["rows"]:
+                merged[(row["model"], row["part"], row["method"], row["label"], row["seed"])] = row
+        rows = list(merged.values())
         meta.update(seeds=sorted({r["seed"] for r in rows}), merged=[p["meta"] for p in parts])
     else:
         data_path = locate_mnist(args.data_dir)
@@ -328,7 +337,8 @@ def main(argv=None) -> int:
                     print(f"seed {seed} dense {model}: {100 * dense['test_accuracy']:.2f}%", file=sys.stderr, flush=True)
                     if "defaults" in args.parts and model in DEFAULT_MODELS:
                         test = (torch.from_numpy(data[2]), torch.from_numpy(data[3]))
-                        rows += default_rows(model, Path(dense["onnx"]), split, test, work, seed, args.quick)
+                        rows += default_rows(model, Path(dense["onnx"]), split, test, work, seed, args.quick,
+                                             args.default_methods)
                     if "tuned" in args.parts:
                         rows += tuned_rows(model, Path(dense["onnx"]), split, work, seed, args.quick)
         if "tasks" in args.parts:

@@ -48,8 +48,12 @@ class OLMP(Method):
         max_output_error: float = option(0.05, "Label-free non-classifiers: allowed relative L2 error")
         objective: str = option("params", "Minimise remaining weights, remaining multiply-adds, or (with --pattern channel) "
                                           "the latency predicted on --runtime from a per-layer table", choices=OBJECTIVES)
-        constraint_data: str = option("val", "Measure the bound on fixed samples of the validation split or of the training data",
-                                      choices=("val", "train"))
+        # "train" by default: measured on held-out data the bound judges the net before retraining
+        # has recovered anything, and the search stops early. Default run on a LeNet-300-100: 10.6x,
+        # test accuracy 92.9 -> 93.2, with "val"; 39.2x, 92.9 -> 92.6, with "train"
+        # (docs/benchmarks.md). The validation split then stays independent of every decision.
+        constraint_data: str = option("train", "Measure the bound on fixed samples of the training data or of the validation split",
+                                      choices=("train", "val"))
         constraint_samples: int = option(1024, "How many fixed samples the bound is measured on")
         # "dense" by default: the bound is the whole run's, so --max-accuracy-drop means what a user
         # reads into it. Per call ("current", the paper) the drops add up over the calls: on three
