@@ -198,8 +198,22 @@ def task_rows(task_work: Path, seeds: list[int], quick: bool, networks: list[str
     return rows
 
 
+PARTIAL: Path | None = None  # with --json: every row is also appended here as it comes (a stopped run keeps its rows)
+
+
 def _progress(row: dict) -> None:
     print("  " + "  ".join(format_cells(row)), file=sys.stderr, flush=True)
+    if PARTIAL is not None:
+        with PARTIAL.open("a") as stream:
+            stream.write(json.dumps(row, default=str) + "\n")
+
+
+def read_rows(path: Path) -> tuple[list[dict], dict]:
+    """The rows and settings of a --json file, or the rows of a stopped run's .partial.jsonl."""
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()], {"partial": str(path)}
+    data = json.loads(path.read_text())
+    return data["rows"], data["meta"]
 
 
 # ---- aggregation and verdicts --------------------------------------------------------------------------
@@ -310,14 +324,19 @@ def main(argv=None) -> int:
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(), "command": command, "quick": args.quick}
     started = time.perf_counter()
+    global PARTIAL
+    if args.json and not args.merge:
+        PARTIAL = args.json.with_suffix(".partial.jsonl")
+        PARTIAL.parent.mkdir(parents=True, exist_ok=True)
+        PARTIAL.unlink(missing_ok=True)
     if args.merge:
-        parts = [json.loads(path.read_text()) for path in args.merge]
+        parts = [read_rows(path) for path in args.merge]
         merged = {}
-        for part in parts:
-            for row in part["rows"]:
+        for part_rows, _ in parts:
+            for row in part_rows:
                 merged[(row["model"], row["part"], row["method"], row["label"], row["seed"])] = row
         rows = list(merged.values())
-        meta.update(seeds=sorted({r["seed"] for r in rows}), merged=[p["meta"] for p in parts])
+        meta.update(seeds=sorted({r["seed"] for r in rows}), merged=[part_meta for _, part_meta in parts])
     else:
         data_path = locate_mnist(args.data_dir)
         if data_path is None:
@@ -353,6 +372,8 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "rows": rows, "verdicts": verdicts(rows)}, indent=2, default=str))
+        if PARTIAL is not None:
+            PARTIAL.unlink(missing_ok=True)
     return 0
 
 
