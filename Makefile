@@ -44,7 +44,8 @@ bench-slr: install
 bench-olmp: install
 	$(BIN)/python bench/olmp_lenet.py
 
-# About 60 minutes on 2 cores; same data as bench-slr: magnitude, ADMM, SLR and OLMP over three seeds
+# About 70 minutes on 2 cores (measured as three one-seed processes sharing them with other runs);
+# same data as bench-slr: magnitude, ADMM, SLR and OLMP over three seeds
 # (split, dense model and run), their defaults and their tuned settings, and a verdict on each claim.
 bench-seeds: install
 	$(BIN)/python bench/method_seeds.py --json docs/results/method_seeds.json
