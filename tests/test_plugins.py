@@ -227,6 +227,8 @@ def test_method_defaults_are_the_methods_own(tmp_path):
 
     assert get_method("slr").config.epochs == 10 and get_method("slr").config.retrain_epochs == 3
     assert get_method("admm").config.optimizer.name == "sgd" and get_method("olmp").config.epochs == 10
+    olmp = get_method("olmp").config  # issue 14: one bound for the run, on training samples, every layer searched
+    assert (olmp.constraint_baseline, olmp.constraint_data, olmp.search_layers, olmp.max_accuracy_drop) == ("dense", "train", "all", 1.0)
     assert get_method("magnitude", has_training_data=True).config.epochs == 3
     assert get_method("magnitude", has_training_data=False).config.epochs == 0
     assert get_method("olmp", epochs=2).config.epochs == 2
