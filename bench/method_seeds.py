@@ -128,13 +128,19 @@ def default_rows(model: str, onnx_path: Path, split, test, work: Path, seed: int
     return rows
 
 
+def equal_budget(method: str, epochs: int, retrain: int) -> dict:
+    """The same number of training epochs for every method: magnitude fine-tunes for all of them,
+    the penalty methods split them into penalty and retraining epochs."""
+    return {"epochs": epochs + retrain} if method == "magnitude" else {"epochs": epochs, "retrain_epochs": retrain}
+
+
 def tuned_rows(model: str, onnx_path: Path, split, work: Path, seed: int, quick: bool) -> list[dict]:
     if model == "small-resnet":
         epochs, retrain = QUICK["budget"] if quick else SMALL_RESNET_BUDGET
         rows = []
         for method in ("magnitude", "admm", "slr"):
-            budget = {"epochs": epochs + retrain} if method == "magnitude" else {"epochs": epochs, "retrain_epochs": retrain}
-            report = run(onnx_path, split, work / f"{model}-tuned-{method}", seed, method=method, **SMALL_RESNET, **budget)
+            report = run(onnx_path, split, work / f"{model}-tuned-{method}", seed, method=method, **SMALL_RESNET,
+                         **equal_budget(method, epochs, retrain))
             rows.append(row_of(report, model=model, part="tuned", method=method, seed=seed))
             _progress(rows[-1])
         return rows
@@ -189,10 +195,9 @@ def task_rows(task_work: Path, seeds: list[int], quick: bool, networks: list[str
         train_spec, test_spec = specs[TASK_NETWORKS[name]]
         for seed in seeds:
             for method in ("magnitude", "admm", "slr"):
-                budget = {"epochs": epochs + retrain} if method == "magnitude" else {"epochs": epochs, "retrain_epochs": retrain}
                 report = compress(dense, method=method, data=train_spec, val_data=test_spec, seed=seed,
                                   output=task_work / f"seeds-{name}-{method}-{seed}", progress=False, stages=NO_LATENCY,
-                                  log=lambda message: None, **TASK_OPTIONS, **budget)
+                                  log=lambda message: None, **TASK_OPTIONS, **equal_budget(method, epochs, retrain))
                 rows.append(row_of(report, model=name, part="2:4", method=method, seed=seed))
                 _progress(rows[-1])
     return rows

@@ -8,6 +8,7 @@ run structure (penalty training -> hard pruning -> masked retraining). See ../sh
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from dataclasses import dataclass, field
 
@@ -61,9 +62,9 @@ def layer_scales(weights: dict[str, torch.Tensor]) -> dict[str, float]:
     in scale by 40x on the small ResNet, and at a fixed rho small-weight layers were left far
     from Z); normalised so the geometric mean over layers is 1 and --rho keeps its meaning.
     Measured worse than one rho there (docs/benchmarks.md, issue 14), so it is an option."""
-    logs = {n: -torch.log(w.square().mean().clamp_min(1e-12)).item() for n, w in weights.items()}
+    logs = {n: -math.log(max(float(w.square().mean()), 1e-12)) for n, w in weights.items()}
     centre = sum(logs.values()) / max(len(logs), 1)
-    return {n: float(torch.exp(torch.tensor(v - centre))) for n, v in logs.items()}
+    return {n: math.exp(v - centre) for n, v in logs.items()}
 
 
 @torch.no_grad()
